@@ -1,0 +1,43 @@
+# Set-up is part of every target that needs it: `make demo` and `make test` work on a
+# fresh Debian 12 machine (as root) with nothing else done first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+# Debian packages: the venv's interpreter and the tools the tests drive for real.
+APT_PACKAGES := python3-venv python3-pip python3-yaml openssl shellcheck busybox
+
+.PHONY: setup test demo bench lint clean schema
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+test: setup
+	$(PY) -m pytest -n auto -q
+
+demo: setup
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH scripts/demo.sh
+
+bench: setup
+	$(PY) scripts/bench.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+schema: setup
+	$(VENV)/bin/vmtailor schema > configs/vmtailor.schema.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info
