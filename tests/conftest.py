@@ -1,0 +1,65 @@
+"""Shared test helpers: fixture guest roots, tree digests, and running the real CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+
+
+def tree_digest(top: Path, skip: tuple[str, ...] = ()) -> dict[str, tuple]:
+    """Everything about a tree that vmtailor could change: kind, content hash, mode, owner,
+    link target, SELinux label — keyed by path relative to `top`."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        for name in [*dirnames, *sorted(filenames)]:
+            path = Path(dirpath, name)
+            rel = str(path.relative_to(top))
+            if rel.startswith(skip):
+                continue
+            st = path.lstat()
+            try:
+                label = os.getxattr(path, "security.selinux", follow_symlinks=False)
+            except OSError:
+                label = None
+            if path.is_symlink():
+                detail = ("link", os.readlink(path))
+            elif path.is_file():
+                detail = ("file", hashlib.sha256(path.read_bytes()).hexdigest())
+            else:
+                detail = ("dir", None)
+            out[rel] = (*detail, st.st_mode, st.st_uid, st.st_gid, label)
+    return out
+
+
+@pytest.fixture
+def make_root(tmp_path):
+    """make_root("debian-12") -> Path of a fresh fixture guest root (scripts/fixture_roots)."""
+    import fixture_roots
+
+    def make(name: str) -> Path:
+        dest = tmp_path / name
+        dest.mkdir()
+        return fixture_roots.build(name, dest)
+
+    return make
+
+
+def vmtailor(*args: str, input: str | None = None, check: bool = False):
+    """Run the installed `vmtailor` command line for real."""
+    return subprocess.run(
+        [sys.executable, "-m", "vmtailor", *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        check=check,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+    )
