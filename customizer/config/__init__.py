@@ -1,0 +1,51 @@
+"""Config: plain data (from YAML on the host, JSON on the media) to a validated model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .errors import ConfigError, format_path
+from .model import Config
+from .schema import dump, json_schema, load
+from .template import Deferred, render
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Deferred",
+    "canonical_json",
+    "digest",
+    "format_path",
+    "parse",
+    "schema",
+]
+
+
+def parse(data: Any, variables: dict[str, Any] | None = None) -> Config:
+    """Render templates with `variables` (None: leave them for later) and validate it all.
+
+    Raises ConfigError for the first problem; the caller has touched nothing yet."""
+    if data is None:
+        data = {}
+    return load(Config, render(data, variables))
+
+
+def canonical_json(config: Config) -> str:
+    """The config as it travels on media: sorted keys, no unset fields, one line."""
+    return json.dumps(dump(config), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(config: Config) -> str:
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
+
+
+def schema() -> dict[str, Any]:
+    out = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://vmtailor.dev/schema/config.json",
+        "title": "vmtailor config",
+    }
+    out.update(json_schema(Config))
+    return out
