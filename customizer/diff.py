@@ -1,0 +1,65 @@
+"""Unified diffs of a plan, for --dry-run --diff. Secrets never reach the output."""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from .plan import Change
+from .root import Root
+
+# Files whose second field is a password hash: diffs show the line with the hash redacted.
+SHADOW_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
+REDACTED = "<redacted>"
+
+
+def redact_shadow(text: str) -> str:
+    return re.sub(r"^([^:\n]*):[^:\n]*:", rf"\1:{REDACTED}:", text, flags=re.M)
+
+
+def _text(data: bytes | None) -> list[str] | None:
+    if data is None:
+        return []
+    try:
+        return data.decode("utf-8").splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return None
+
+
+def render_diff(root: Root, changes: list[Change]) -> str:
+    out: list[str] = []
+    for change in changes:
+        path, new = change.path, change.new
+        header = f"--- a{path}\n+++ b{path}\n"
+        if change.action == "delete":
+            out.append(f"{header}deleted\n")
+            continue
+        if change.action == "symlink":
+            out.append(f"{header}symlink -> {new.target}\n")
+            continue
+        if change.action in ("mkdir", "chmod"):
+            mode = f" mode {new.mode:04o}" if new.mode is not None else ""
+            owner = f" owner {new.uid}:{new.gid}" if new.uid is not None else ""
+            out.append(f"{header}{change.action}{mode}{owner}\n")
+            continue
+        if change.secret:
+            out.append(f"{header}content not shown (secret)\n")
+            continue
+        old_data = root.read_bytes(path) if change.action == "modify" else None
+        old, new_lines = _text(old_data), _text(new.data)
+        if old is None or new_lines is None:
+            out.append(f"{header}binary content differs\n")
+            continue
+        if path in SHADOW_FILES:
+            old = redact_shadow("".join(old)).splitlines(keepends=True)
+            new_lines = redact_shadow("".join(new_lines)).splitlines(keepends=True)
+        before = f"a{path}" if change.action == "modify" else "/dev/null"
+        body = list(difflib.unified_diff(old, new_lines, before, f"b{path}", lineterm="\n"))
+        if not body:  # content equal after redaction: say so without showing it
+            out.append(f"{header}changed (secret field)\n")
+            continue
+        out.extend(
+            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+            for line in body
+        )
+    return "".join(out)

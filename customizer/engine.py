@@ -1,0 +1,110 @@
+"""apply / revert: the one engine behind every path (mounted root, offline image, initrd).
+
+Stages: detect the guest → plan every operation (nothing written yet) → commit the plan
+through the journal. A config or guest problem surfaces while planning, so the guest is
+untouched when anything is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import config as configmod
+from .config import Config
+from .context import Context, no_sources
+from .detect import Guest, detect
+from .diff import render_diff
+from .journal import FaultHook, Journal, RevertResult
+from .ops import ordered
+from .plan import Change, Plan
+from .root import Root
+
+log = logging.getLogger("vmtailor")
+
+
+@dataclass
+class ApplyResult:
+    guest: Guest
+    changes: list[Change]
+    dry_run: bool
+    already_applied: bool = False
+    warnings: list[str] = field(default_factory=list)
+    diff: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "guest": self.guest.to_dict(),
+            "changed": bool(self.changes),
+            "dry_run": self.dry_run,
+            "already_applied": self.already_applied,
+            "changes": [{"action": c.action, "path": c.path} for c in self.changes],
+            "warnings": self.warnings,
+        }
+
+
+def plan(
+    config: Config,
+    root: Root,
+    sources: Callable[[str], bytes] = no_sources,
+    guest: Guest | None = None,
+    unfinished: frozenset[str] = frozenset(),
+) -> tuple[Context, list[Change]]:
+    """Render every operation into a plan over `root` and return what would change."""
+    guest = guest or detect(root)
+    ctx = Context(config=config, guest=guest, plan=Plan(root, unfinished), sources=sources)
+    for op in ordered():
+        if not op.wanted(ctx):
+            continue
+        log.info("[started]  %s", op.name)
+        try:
+            op.plan(ctx)
+        except Exception:
+            log.info("[failed]   %s", op.name)
+            raise
+        log.info("[finished] %s", op.name)
+    changes = ctx.plan.changes()
+    if guest.selinux_active() and any(c.action in ("create", "mkdir", "symlink") for c in changes):
+        # New files have no label we can know offline: relabel at next boot.
+        ctx.plan.write("/.autorelabel", b"")
+        ctx.warnings.append("SELinux guest: new files get labelled at next boot (/.autorelabel)")
+        changes = ctx.plan.changes()
+    return ctx, changes
+
+
+def apply(
+    config: Config,
+    root: Root,
+    *,
+    dry_run: bool = False,
+    diff: bool = False,
+    sources: Callable[[str], bytes] = no_sources,
+    fault: FaultHook | None = None,
+) -> ApplyResult:
+    journal = Journal(root, fault)
+    ctx, changes = plan(config, root, sources, unfinished=journal.unfinished_creations())
+    result = ApplyResult(ctx.guest, changes, dry_run, warnings=list(ctx.warnings))
+    digest = configmod.digest(config)
+    if not changes and journal.applied_digest() == digest:
+        result.already_applied = True
+    if diff:
+        result.diff = render_diff(root, changes)
+    if dry_run:
+        return result
+    if not changes:
+        if journal.state == "applying":
+            # cut off after its last change but before it could say so: finish it now
+            journal.data["config_digest"] = digest
+            journal.finish()
+        return result
+    journal.begin(digest)
+    for change in changes:
+        log.debug("%s", change.describe())
+        journal.apply(change)
+    journal.finish()
+    return result
+
+
+def revert(root: Root) -> RevertResult:
+    return Journal(root).revert()
