@@ -1,0 +1,1 @@
+export SITE=dc1
