@@ -94,3 +94,13 @@ def test_readme_documents_every_command_and_operation():
         assert f"vmtailor {command.NAME}" in readme, command.NAME
     for op in OPERATIONS:
         assert f"`{op}`" in readme, op
+
+
+def test_only_run_imports_subprocess():
+    importers = {
+        str(p.relative_to(REPO))
+        for folder in ("cli", "customizer", "builder", "initrd", "hypervisors")
+        for p in (REPO / folder).rglob("*.py")
+        if "subprocess" in set(_imports(p))
+    }
+    assert importers <= {"customizer/run.py"}, "use vmtailor.customizer.run.run()"
