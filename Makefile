@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 # Debian packages: the venv's interpreter and the tools the tests drive for real.
-APT_PACKAGES := python3-venv python3-pip python3-yaml openssl shellcheck busybox
+APT_PACKAGES := python3-venv python3-pip python3-yaml openssl shellcheck busybox \
+	netplan.io python3-gi gir1.2-nm-1.0 ifupdown
 
 .PHONY: setup test demo bench lint clean schema
 setup: $(STAMP)
@@ -17,8 +18,12 @@ $(STAMP): pyproject.toml Makefile
 	if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages: $$missing"; \
 	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	    apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $$missing; \
 	fi
+	@# ifupdown-ng conflicts with Debian's ifupdown: unpack it aside for its ifquery (tests)
+	[ -x /opt/ifupdown-ng/sbin/ifquery ] || { d=$$(mktemp -d) && (cd $$d && \
+	    apt-get download -q ifupdown-ng) && dpkg -x $$d/ifupdown-ng_*.deb /opt/ifupdown-ng; \
+	    rm -rf $$d; }
 	[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@

@@ -63,3 +63,20 @@ def vmtailor(*args: str, input: str | None = None, check: bool = False):
         check=check,
         env={**os.environ, "LC_ALL": "C.UTF-8"},
     )
+
+
+def required(missing: bool, what: str):
+    """Mark a test that needs a host tool `make setup` installs: a missing tool fails the
+    test (it is never silently skipped)."""
+    import functools
+
+    def mark(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if missing:
+                pytest.fail(f"{what} is missing: `make setup` installs it")
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return mark

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import ConfigError, Path
+from .network import Network
 from .schema import spec
 from .template import Deferred
 
@@ -45,22 +46,6 @@ def _reset_items() -> list[str]:
     from ..ops.reset import RESET_ITEMS
 
     return sorted(RESET_ITEMS)
-
-
-@dataclass
-class Network:
-    """Network configuration in netplan / cloud-init v2 format."""
-
-    version: Literal[2] = spec("format version; only 2 (netplan) is accepted", default=2)
-    renderer: str | None = spec(
-        "network stack to write for, when the guest's own can't be detected", default=None
-    )
-    ethernets: dict[str, dict[str, Any]] = spec(
-        "physical NICs by logical name: match, dhcp4/6, addresses, routes, nameservers, mtu",
-        factory=dict,
-    )
-    bonds: dict[str, dict[str, Any]] = spec("bonded interfaces by name", factory=dict)
-    vlans: dict[str, dict[str, Any]] = spec("VLAN interfaces by name", factory=dict)
 
 
 @dataclass

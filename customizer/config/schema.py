@@ -150,8 +150,10 @@ def load(tp: Any, value: Any, path: Path = ()) -> Any:
 
 
 def _suggest(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    # the closest match; on a tie the one declared first (dhcp -> dhcp4, not dhcp6)
+    scored = [(difflib.SequenceMatcher(None, key, k).ratio(), -i, k) for i, k in enumerate(known)]
+    best = max(scored, default=(0.0, 0, ""))
+    return f" (did you mean '{best[2]}'?)" if best[0] >= 0.6 else ""
 
 
 def _load_model(cls: Any, value: Any, path: Path) -> Any:

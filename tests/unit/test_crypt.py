@@ -9,6 +9,7 @@ import warnings
 
 import pytest
 
+from tests.conftest import required
 from vmtailor.customizer.crypt import ALPHABET, sha512_crypt, verify
 
 # Ulrich Drepper, "Unix crypt using SHA-256 and SHA-512", SHA-512 test vectors:
@@ -84,7 +85,7 @@ def _openssl(scheme: str, salt: str, password: str) -> str:
     ).stdout.strip()
 
 
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl")
+needs_openssl = required(shutil.which("openssl") is None, "openssl")
 
 
 @needs_openssl
@@ -122,7 +123,7 @@ def _libcrypt():
     return crypt
 
 
-@pytest.mark.skipif(_libcrypt() is None, reason="no crypt module on this Python")
+@required(_libcrypt() is None, "the crypt module (Python < 3.13)")
 def test_agrees_with_libcrypt_on_random_inputs():
     crypt = _libcrypt()
     rng = random.Random(1234)

@@ -1,0 +1,268 @@
+"""The `network` key: netplan / cloud-init v2 format, as typed models with full checks
+(addresses, gateways inside a subnet, duplicate MACs, links that exist)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import ConfigError, Path
+from .schema import spec
+from .template import Deferred
+
+MAC = r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}"
+IFNAME = r"[A-Za-z0-9_.:-]{1,15}"
+BOND_MODES = (
+    "balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb",
+    "balance-alb",
+)  # fmt: skip
+
+
+def _renderers() -> list[str]:
+    from ..network.renderers import RENDERERS
+
+    # netplan spells two of them its own way; both are accepted
+    return sorted({*RENDERERS, "NetworkManager"})
+
+
+def _cidr(value: str) -> str | None:
+    if "/" not in value:
+        return f"{value!r} needs a prefix length, e.g. {value}/24"
+    try:
+        ipaddress.ip_interface(value)
+    except ValueError:
+        return f"{value!r} is not an IPv4 or IPv6 address with prefix (CIDR)"
+    return None
+
+
+def _ip(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return f"{value!r} is not an IPv4 or IPv6 address"
+    return None
+
+
+def _route_to(value: str) -> str | None:
+    if value == "default":
+        return None
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return f"{value!r} is not 'default' or a network in CIDR form"
+    return None
+
+
+@dataclass(kw_only=True)
+class Match:
+    """Which NIC a config applies to: by MAC (survives renaming), by name (globs allowed)."""
+
+    macaddress: str | None = spec("MAC address of the NIC", default=None, pattern=MAC)
+    name: str | None = spec("kernel name, globs allowed (en*)", default=None)
+    driver: str | None = spec("kernel driver name, e.g. virtio_net", default=None)
+
+
+@dataclass(kw_only=True)
+class Route:
+    """A static route; `to: default` is the default route."""
+
+    to: str = spec("destination: 'default' or a CIDR network", check=_route_to)
+    via: str | None = spec("gateway address", default=None, check=_ip)
+    metric: int | None = spec("route metric (lower wins)", default=None, minimum=0)
+    on_link: bool = spec("gateway is reachable without a subnet", default=False, key="on-link")
+
+
+@dataclass(kw_only=True)
+class Nameservers:
+    """DNS servers and search domains."""
+
+    addresses: list[str] = spec("DNS server addresses", factory=list, check=_ip)
+    search: list[str] = spec("DNS search domains", factory=list)
+
+
+@dataclass(kw_only=True)
+class Interface:
+    """What every kind of interface can have."""
+
+    dhcp4: bool = spec("get an IPv4 address by DHCP", default=False)
+    dhcp6: bool = spec("get an IPv6 address by DHCPv6", default=False)
+    addresses: list[str] = spec("static addresses in CIDR form", factory=list, check=_cidr)
+    routes: list[Route] = spec("static routes", factory=list)
+    gateway4: str | None = spec("deprecated: use routes with to: default", default=None,
+                                check=_ip)  # fmt: skip
+    gateway6: str | None = spec("deprecated: use routes with to: default", default=None,
+                                check=_ip)  # fmt: skip
+    nameservers: Nameservers | None = spec("DNS for this interface", default=None)
+    mtu: int | None = spec("MTU in bytes", default=None, minimum=68, maximum=65535)
+    macaddress: str | None = spec("set this MAC address on the device", default=None,
+                                  pattern=MAC)  # fmt: skip
+    optional: bool = spec("boot does not wait for this interface", default=False)
+    accept_ra: bool | None = spec("accept IPv6 router advertisements", default=None,
+                                  key="accept-ra")  # fmt: skip
+
+
+@dataclass(kw_only=True)
+class Ethernet(Interface):
+    """A physical NIC."""
+
+    match: Match | None = spec("select the NIC by MAC or name (default: by the key)",
+                               default=None)  # fmt: skip
+    set_name: str | None = spec("rename the matched NIC to this", default=None, key="set-name",
+                                pattern=IFNAME)  # fmt: skip
+
+
+@dataclass(kw_only=True)
+class BondParameters:
+    """Bonding driver options."""
+
+    mode: Literal[BOND_MODES] = spec("bonding mode", default="active-backup")  # type: ignore[valid-type]
+    mii_monitor_interval: int | None = spec("link check interval in ms", default=None,
+                                            key="mii-monitor-interval", minimum=0)  # fmt: skip
+    primary: str | None = spec("preferred member (active-backup)", default=None)
+    lacp_rate: Literal["slow", "fast"] | None = spec("802.3ad LACP rate", default=None,
+                                                     key="lacp-rate")  # fmt: skip
+    transmit_hash_policy: str | None = spec("hash policy for xor/802.3ad", default=None,
+                                            key="transmit-hash-policy")  # fmt: skip
+
+
+@dataclass(kw_only=True)
+class Bond(Interface):
+    """A bond of ethernets."""
+
+    interfaces: list[str] = spec("member ethernets (their keys under ethernets)",
+                                 factory=list)  # fmt: skip
+    parameters: BondParameters | None = spec("bonding options", default=None)
+
+
+@dataclass(kw_only=True)
+class Vlan(Interface):
+    """An 802.1Q VLAN on top of another interface."""
+
+    id: int = spec("VLAN id", minimum=0, maximum=4094)
+    link: str = spec("the interface (key) the VLAN sits on")
+
+
+@dataclass(kw_only=True)
+class Network:
+    """Network configuration in netplan / cloud-init v2 format."""
+
+    version: Literal[2] = spec("format version; only 2 (netplan) is accepted", default=2)
+    renderer: str | None = spec(
+        "network stack to write for, instead of the one detected in the guest",
+        default=None,
+        choices=_renderers,
+    )
+    ethernets: dict[str, Ethernet] = spec("physical NICs by logical name", factory=dict)
+    bonds: dict[str, Bond] = spec("bonded interfaces by name", factory=dict)
+    vlans: dict[str, Vlan] = spec("VLAN interfaces by name", factory=dict)
+
+    def all(self) -> list[tuple[str, str, Interface]]:
+        """(section, key, interface) for every interface, in config order."""
+        return [
+            *(("ethernets", k, v) for k, v in self.ethernets.items()),
+            *(("bonds", k, v) for k, v in self.bonds.items()),
+            *(("vlans", k, v) for k, v in self.vlans.items()),
+        ]
+
+    def validate(self, path: Path) -> None:
+        names = [k for _, k, _ in self.all()]
+        for name in names:
+            if names.count(name) > 1:
+                raise ConfigError(path, f"interface name {name!r} is used twice")
+        _check_macs(self, path)
+        for key, bond in self.bonds.items():
+            for i, member in enumerate(bond.interfaces):
+                if member not in self.ethernets:
+                    raise ConfigError(
+                        (*path, "bonds", key, "interfaces", i),
+                        f"bond member {member!r} is not defined under ethernets",
+                    )
+                eth = self.ethernets[member]
+                if eth.addresses or eth.dhcp4 or eth.dhcp6:
+                    raise ConfigError(
+                        (*path, "ethernets", member),
+                        f"{member!r} is a member of bond {key!r}: give addresses/dhcp to the "
+                        "bond, not to its members",
+                    )
+        for key, vlan in self.vlans.items():
+            if vlan.link not in self.ethernets and vlan.link not in self.bonds:
+                raise ConfigError(
+                    (*path, "vlans", key, "link"),
+                    f"vlan link {vlan.link!r} is not defined under ethernets or bonds",
+                )
+        defaults: dict[int, list[str]] = {4: [], 6: []}
+        for section, key, iface in self.all():
+            where = (*path, section, key)
+            for family, gateway in _gateways(iface, where):
+                defaults[family].append(key)
+                _check_gateway(iface, gateway, where)
+        for family, owners in defaults.items():
+            if len(owners) > 1 and not _metrics_differ(self, family):
+                raise ConfigError(
+                    path,
+                    f"IPv{family} default route on {len(owners)} interfaces "
+                    f"({', '.join(owners)}): keep it on one, or give each a different metric",
+                )
+
+
+def _check_macs(net: Network, path: Path) -> None:
+    seen: dict[str, str] = {}
+    for key, eth in net.ethernets.items():
+        mac = eth.match.macaddress if eth.match else None
+        if mac is None or isinstance(mac, Deferred):
+            continue
+        mac = mac.lower()
+        if mac in seen:
+            raise ConfigError(
+                (*path, "ethernets", key, "match", "macaddress"),
+                f"MAC {mac} is already matched by ethernets.{seen[mac]}",
+            )
+        seen[mac] = key
+
+
+def _gateways(iface: Interface, where: Path) -> list[tuple[int, tuple[str, Path]]]:
+    """(IP version, (gateway, path)) of each default route of an interface."""
+    out = []
+    for attr in ("gateway4", "gateway6"):
+        value = getattr(iface, attr)
+        if value and not isinstance(value, Deferred):
+            out.append((int(attr[-1]), (value, (*where, attr))))
+    for i, route in enumerate(iface.routes):
+        if route.to == "default" and route.via and not isinstance(route.via, Deferred):
+            version = ipaddress.ip_address(route.via).version
+            out.append((version, (route.via, (*where, "routes", i, "via"))))
+    return out
+
+
+def _check_gateway(iface: Interface, gateway: tuple[str, Path], where: Path) -> None:
+    address, path = gateway
+    if iface.dhcp4 or iface.dhcp6 or any(r.on_link for r in iface.routes if r.via == address):
+        return
+    gw = ipaddress.ip_address(address)
+    nets = [
+        ipaddress.ip_interface(a).network for a in iface.addresses if not isinstance(a, Deferred)
+    ]
+    if any(isinstance(a, Deferred) for a in iface.addresses):
+        return
+    if gw.version == 6 and gw.is_link_local:
+        return
+    if not any(gw in net for net in nets if net.version == gw.version):
+        subnets = ", ".join(str(n) for n in nets) or "none"
+        raise ConfigError(
+            path,
+            f"gateway {address} is outside every subnet of this interface ({subnets})",
+            hint="add the matching address, or set on-link: true on the route",
+        )
+
+
+def _metrics_differ(net: Network, family: int) -> bool:
+    metrics = []
+    for _, _, iface in net.all():
+        for route in iface.routes:
+            if route.to == "default" and route.via:
+                if ipaddress.ip_address(route.via).version == family:
+                    metrics.append(route.metric)
+        if getattr(iface, f"gateway{family}"):
+            metrics.append(None)
+    return None not in metrics and len(set(metrics)) == len(metrics)

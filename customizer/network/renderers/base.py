@@ -1,0 +1,50 @@
+"""What a network renderer is: a pure function of the network state and a few facts about
+the guest, giving the files to write; plus a clean-up of the template's own config for
+the NICs it now configures (staged in the plan, so journaled and revertible)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...plan import Plan
+from ..state import NetworkState
+
+
+@dataclass(frozen=True)
+class File:
+    content: str
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class GuestFacts:
+    """What renderers may know of the guest — decided by the network operation from the
+    guest's own files, so that renderers stay pure and testable."""
+
+    family: str = "debian"
+    version: str = ""
+    # netplan's backend: "networkd" or "NetworkManager" (what the guest has enabled)
+    netplan_backend: str = "networkd"
+    # /etc/resolv.conf: "file", "symlink" (owned by resolved/NM/resolvconf) or "absent"
+    resolv_conf: str = "file"
+    # systemd-resolved is enabled: DNS goes to a resolved.conf drop-in
+    resolved: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Renderer:
+    name: str = ""
+    summary: str = ""
+
+    def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
+        """{guest path: File} for this stack. Pure: no guest access."""
+        raise NotImplementedError
+
+    def clean_stale(self, plan: Plan, state: NetworkState, facts: GuestFacts) -> None:
+        """Stage the removal (or disabling) of the template's configuration for the NICs
+        this config now owns, and of MAC pins to NICs the clone doesn't have."""
+
+    def warnings(self, plan: Plan, state: NetworkState, facts: GuestFacts) -> list[str]:
+        """What the guest lacks for this config to work (a package the stack needs, a
+        feature its version doesn't have): told to the user, the config still written."""
+        return []

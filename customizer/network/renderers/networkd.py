@@ -1,0 +1,153 @@
+"""systemd-networkd: .network / .netdev / .link files in /etc/systemd/network."""
+
+from __future__ import annotations
+
+import posixpath
+
+from ...plan import Plan
+from .. import unitfile
+from ..state import Device, NetworkState
+from . import register
+from .base import File, GuestFacts, Renderer
+
+DIR = "/etc/systemd/network"
+PREFIX = "10-vmtailor-"
+HEADER = "# Written by vmtailor from the config's network key.\n"
+
+
+def _dhcp(dev: Device) -> str:
+    return {(True, True): "yes", (True, False): "ipv4", (False, True): "ipv6"}.get(
+        (dev.dhcp4, dev.dhcp6), "no"
+    )
+
+
+def _match(dev: Device) -> list[tuple[str, object]]:
+    if dev.kind != "ethernet":
+        return [("Name", dev.name)]
+    items: list[tuple[str, object]] = []
+    if dev.mac:
+        # a bond takes its first member's MAC: match members by their permanent one
+        key = "PermanentMACAddress" if dev.bond_master else "MACAddress"
+        items.append((key, dev.mac))
+    elif dev.match_name:
+        items.append(("Name", dev.match_name))
+    else:
+        items.append(("Name", dev.name))
+    if dev.driver:
+        items.append(("Driver", dev.driver))
+    return items
+
+
+def _network(dev: Device, state: NetworkState) -> str:
+    net: list[tuple[str, object]] = []
+    if dev.bond_master:
+        net.append(("Bond", dev.bond_master))
+    else:
+        net.append(("DHCP", _dhcp(dev)))
+        net.extend(("Address", str(a)) for a in dev.addresses)
+        net.extend(("DNS", str(a)) for a in dev.dns)
+        if dev.search:
+            net.append(("Domains", " ".join(dev.search)))
+        if dev.accept_ra is not None:
+            net.append(("IPv6AcceptRA", dev.accept_ra))
+        elif dev.addresses_v(6) and not dev.dhcp6:
+            net.append(("IPv6AcceptRA", False))
+    for vlan in state.by_kind("vlan"):
+        if vlan.vlan_link == dev.name:
+            net.append(("VLAN", vlan.name))
+    link: list[tuple[str, object]] = [("MTUBytes", dev.mtu), ("MACAddress", dev.set_mac)]
+    if dev.optional:
+        link.append(("RequiredForOnline", False))
+    sections: list[tuple[str, list[tuple[str, object]]]] = [
+        ("Match", _match(dev)),
+        ("Link", link),
+        ("Network", net),
+    ]
+    for route in dev.routes:
+        sections.append(
+            (
+                "Route",
+                [
+                    ("Destination", None if route.is_default else route.network()),
+                    ("Gateway", str(route.via) if route.via else None),
+                    ("GatewayOnLink", True if route.on_link else None),
+                    ("Metric", route.metric),
+                ],
+            )
+        )
+    return unitfile.render(sections, HEADER)
+
+
+def _netdev(dev: Device) -> str | None:
+    if dev.kind == "bond":
+        p = dev.bond_params
+        mii = p.get("mii-monitor-interval")
+        bond = [
+            ("Mode", p.get("mode")),
+            ("MIIMonitorSec", f"{int(mii) / 1000:g}s" if mii is not None else None),
+            ("LACPTransmitRate", p.get("lacp-rate")),
+            ("TransmitHashPolicy", p.get("transmit-hash-policy")),
+        ]
+        return unitfile.render(
+            [("NetDev", [("Name", dev.name), ("Kind", "bond"), ("MTUBytes", dev.mtu)]),
+             ("Bond", bond)],
+            HEADER,
+        )  # fmt: skip
+    if dev.kind == "vlan":
+        return unitfile.render(
+            [("NetDev", [("Name", dev.name), ("Kind", "vlan"), ("MTUBytes", dev.mtu)]),
+             ("VLAN", [("Id", dev.vlan_id)])],
+            HEADER,
+        )  # fmt: skip
+    return None
+
+
+def _link(dev: Device) -> str | None:
+    """Renaming a NIC matched by MAC (set-name) is a .link file's job."""
+    if dev.kind != "ethernet" or not dev.set_name:
+        return None
+    match = ("MACAddress", dev.mac) if dev.mac else ("OriginalName", dev.match_name)
+    return unitfile.render([("Match", [match]), ("Link", [("Name", dev.name)])], HEADER)
+
+
+@register
+class Networkd(Renderer):
+    name = "networkd"
+    summary = "systemd-networkd .network/.netdev/.link files"
+
+    def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
+        files: dict[str, File] = {}
+        for dev in state.devices:
+            base = f"{DIR}/{PREFIX}{dev.name}"
+            files[f"{base}.network"] = File(_network(dev, state))
+            if (netdev := _netdev(dev)) is not None:
+                files[f"{base}.netdev"] = File(netdev)
+            if (link := _link(dev)) is not None:
+                files[f"{base}.link"] = File(link)
+        return files
+
+    def clean_stale(self, plan: Plan, state: NetworkState, facts: GuestFacts) -> None:
+        """Remove the template's .network files for physical NICs: the config now
+        describes them, and a stale one would configure a NIC twice or pin a dead MAC."""
+        for d in (DIR, "/run/systemd/network"):
+            if not plan.is_dir(d):
+                continue
+            for name in plan.listdir(d):
+                path = posixpath.join(d, name)
+                if name.startswith(PREFIX) or not name.endswith((".network", ".link")):
+                    continue
+                text = plan.read_text(path)
+                if text is None or not _matches_physical(text):
+                    continue
+                plan.delete(path)
+
+
+def _matches_physical(text: str) -> bool:
+    """A [Match] by MAC, by an ethernet-looking name, or by Type=ether."""
+    names = unitfile.values(text, "Match", "Name")
+    macs = unitfile.values(text, "Match", "MACAddress") + unitfile.values(
+        text, "Match", "PermanentMACAddress"
+    )
+    types = unitfile.values(text, "Match", "Type")
+    physical = ("e", "en", "eth", "ens", "enp", "eno", "enx", "*")
+    return bool(macs) or "ether" in types or any(n.startswith(physical) for n in names)

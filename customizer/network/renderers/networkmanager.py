@@ -1,0 +1,255 @@
+"""NetworkManager: one keyfile per interface in /etc/NetworkManager/system-connections
+(RHEL >= 9, Fedora, any guest where NetworkManager is the enabled stack)."""
+
+from __future__ import annotations
+
+import configparser
+import posixpath
+import uuid
+
+from ...plan import Plan
+from .. import naming
+from ..state import Device, NetworkState, Route
+from . import register
+from .base import File, GuestFacts, Renderer
+
+DIR = "/etc/NetworkManager/system-connections"
+PREFIX = "vmtailor-"
+IFCFG = "/etc/sysconfig/network-scripts"
+# cloud-init's [main] dns=none: NM would stop writing resolv.conf from our dns= keys
+CLOUD_INIT_CONF = "/etc/NetworkManager/conf.d/99-cloud-init.conf"
+HEADER = "# Written by vmtailor from the config's network key.\n"
+# above cloud-init's profiles (120) and the distro's "System eth0" (-999), so ours win
+# should any profile for the same NIC survive (one in /usr/lib, one made at first boot)
+PRIORITY = 200
+BOND_OPTIONS = {  # netplan name -> kernel/NM option name
+    "mode": "mode",
+    "mii-monitor-interval": "miimon",
+    "primary": "primary",
+    "lacp-rate": "lacp_rate",
+    "transmit-hash-policy": "xmit_hash_policy",
+}
+
+Section = tuple[str, list[tuple[str, object]]]
+
+
+def connection_uuid(name: str) -> str:
+    """Derived from the interface name, so a second apply writes the same file."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"vmtailor:network:{name}"))
+
+
+def _nm_list(values: list[str]) -> str:
+    return "".join(f"{v};" for v in values)
+
+
+def _connection(dev: Device) -> list[Section]:
+    nm_type = {"ethernet": "ethernet", "bond": "bond", "vlan": "vlan"}[dev.kind]
+    con: list[tuple[str, object]] = [
+        ("id", dev.name),
+        ("uuid", connection_uuid(dev.name)),
+        ("type", nm_type),
+    ]
+    match: list[tuple[str, object]] = []
+    if dev.is_glob and not dev.set_name:
+        match.append(("interface-name", _nm_list([str(dev.match_name)])))
+    elif dev.kind != "ethernet" or dev.set_name or dev.match_name or not dev.mac:
+        # NM renames nothing: a set-name NIC gets its name from the udev rule we add
+        con.append(("interface-name", dev.name))
+    if dev.driver:
+        match.append(("driver", _nm_list([dev.driver])))
+    con.append(("autoconnect-priority", PRIORITY))
+    if dev.bond_master:
+        # master=/slave-type=, not 1.46's controller=/port-type=: every NM reads these
+        # (1.46+ keeps them as aliases of the same property), while NM < 1.46 (EL 9.0-9.3,
+        # Debian 12, Ubuntu 22.04) would ignore controller= and leave the NIC out of the bond
+        con += [("master", connection_uuid(dev.bond_master)), ("slave-type", "bond")]
+    ether = [
+        ("mac-address", dev.mac.upper() if dev.mac else None),
+        ("cloned-mac-address", dev.set_mac.upper() if dev.set_mac else None),
+        ("mtu", dev.mtu),
+    ]
+    return [("connection", con), ("match", match), ("ethernet", ether)]
+
+
+def _bond(dev: Device, state: NetworkState) -> list[tuple[str, object]]:
+    keys = {d.key: d.name for d in state.devices}
+    out: list[tuple[str, object]] = []
+    for name, value in dev.bond_params.items():
+        if name == "primary":
+            value = keys.get(str(value), value)  # the config names a key; NM a NIC
+        out.append((BOND_OPTIONS[name], value))
+    return out
+
+
+def _route(route: Route) -> str:
+    via = str(route.via) if route.via else ""
+    value = route.network()
+    if route.metric is not None:
+        return f"{value},{via},{route.metric}"
+    return f"{value},{via}" if via else value
+
+
+def _method(dev: Device, version: int) -> str:
+    addresses, routes = dev.addresses_v(version), dev.routes_v(version)
+    dns = [a for a in dev.dns if a.version == version]
+    if version == 4:
+        # a v4 DNS server with no v4 config would be unreachable: NM refuses dns= here
+        return "auto" if dev.dhcp4 else "manual" if addresses or routes else "disabled"
+    if dev.dhcp6 or dev.accept_ra:
+        return "auto"
+    if addresses or routes:
+        return "manual"  # no SLAAC address next to the static one
+    if dns and dev.accept_ra is None:
+        # NM allows dns= only on a configured family; auto gives what the kernel
+        # would do for an unmanaged link (SLAAC from router adverts), which reaches it
+        return "auto"
+    # no IPv6 config: leave IPv6 to the kernel, as netplan's NM backend does
+    return "link-local" if dev.accept_ra is False else "ignore"
+
+
+def _ip(dev: Device, version: int, method: str, search: bool) -> list[tuple[str, object]]:
+    addresses = dev.addresses_v(version)
+    items: list[tuple[str, object]] = [("method", method)]
+    items += [(f"address{i}", str(a)) for i, a in enumerate(addresses, 1)]
+    gateway = dev.gateway(version)
+    if gateway and (gateway.via is None or gateway.metric is not None or gateway.on_link
+                    or not addresses):  # fmt: skip
+        gateway = None  # NM's gateway= needs an address and has no metric: use a route
+    if gateway:
+        items.append(("gateway", str(gateway.via)))
+    routes = [r for r in dev.routes_v(version) if r is not gateway]
+    for i, route in enumerate(routes, 1):
+        items.append((f"route{i}", _route(route)))
+        if route.on_link:
+            items.append((f"route{i}_options", "onlink=true"))
+    if method in ("auto", "manual"):  # NM rejects the whole profile otherwise
+        dns = [str(a) for a in dev.dns if a.version == version]
+        items.append(("dns", _nm_list(dns) or None))
+        if search and dev.search:
+            items.append(("dns-search", _nm_list(list(dev.search))))
+    return items
+
+
+def keyfile(dev: Device, state: NetworkState) -> str:
+    sections = _connection(dev)
+    if dev.kind == "bond":
+        sections.append(("bond", _bond(dev, state)))
+    if dev.kind == "vlan":
+        assert dev.vlan_link is not None
+        # the parent by its connection UUID: found even when its NIC name isn't known
+        sections.append(("vlan", [("id", dev.vlan_id), ("parent", connection_uuid(dev.vlan_link))]))
+    if not dev.bond_master:  # a bond member carries no IP config of its own
+        v4, v6 = _method(dev, 4), _method(dev, 6)
+        sections.append(("ipv4", _ip(dev, 4, v4, search=True)))
+        sections.append(("ipv6", _ip(dev, 6, v6, search=v4 == "disabled")))
+    chunks = [HEADER]
+    for name, items in sections:
+        lines = [f"{k}={v}" for k, v in items if v is not None]
+        if lines or name == "ethernet" and dev.kind == "ethernet":  # as NM writes it
+            chunks.append("\n".join([f"[{name}]", *lines]) + "\n")
+    return "\n".join(chunks)
+
+
+@register
+class NetworkManager(Renderer):
+    name = "networkmanager"
+    summary = "NetworkManager keyfiles in /etc/NetworkManager/system-connections"
+
+    def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
+        files = {
+            f"{DIR}/{PREFIX}{dev.name}.nmconnection": File(keyfile(dev, state), 0o600)
+            for dev in state.devices
+        }
+        if rules := naming.udev_rules(state):
+            files[rules[0]] = rules[1]
+        return files
+
+    def clean_stale(self, plan: Plan, state: NetworkState, facts: GuestFacts) -> None:
+        """Remove the template's profiles for the NICs this config owns or for MACs the
+        clone won't have (keyfiles, and ifcfg files NM's ifcfg-rh plugin would load), and
+        their ports and VLANs; and stop cloud-init making new ones at first boot."""
+        ours = set(self.render(state, facts))
+        names = {d.name for d in state.devices}
+        gone: set[str] = set()  # UUIDs and interface names of removed profiles
+        kept: list[tuple[str, configparser.ConfigParser]] = []
+        for name in plan.listdir(DIR) if plan.is_dir(DIR) else []:
+            path = posixpath.join(DIR, name)
+            if path in ours:
+                continue
+            if name.startswith(PREFIX) and name.endswith(".nmconnection"):
+                plan.delete(path)  # ours from an earlier config that no longer has it
+                continue
+            kf = _parse(plan.read_text(path))
+            if kf is None:
+                continue  # not a keyfile we can read: not ours to judge
+            ifname = kf.get("connection", "interface-name", fallback=None)
+            if _mac(kf) or ifname in names or _name_matches(state, ifname):
+                gone.update(v for v in (kf.get("connection", "uuid", fallback=None), ifname) if v)
+                plan.delete(path)
+            else:
+                kept.append((path, kf))
+        for path, kf in kept:  # ports and VLANs of removed profiles would dangle
+            if _parents(kf) & gone:
+                plan.delete(path)
+        _clean_ifcfg(plan, state)
+        text = plan.read_text(CLOUD_INIT_CONF) if plan.is_file(CLOUD_INIT_CONF) else None
+        kf = _parse(text)
+        if kf is not None and kf.get("main", "dns", fallback="").strip() == "none":
+            plan.delete(CLOUD_INIT_CONF)
+
+
+def _parse(text: str | None) -> configparser.ConfigParser | None:
+    if text is None:
+        return None
+    kf = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        kf.read_string(text)
+    except configparser.Error:
+        return None
+    return kf
+
+
+def _mac(kf: configparser.ConfigParser) -> str | None:
+    for section in ("ethernet", "802-3-ethernet"):
+        value = kf.get(section, "mac-address", fallback="").strip()
+        if value:
+            return value
+    return None
+
+
+def _parents(kf: configparser.ConfigParser) -> set[str]:
+    """What a port or VLAN profile hangs off: its controller's (or parent's) UUID or name."""
+    refs = [kf.get("connection", k, fallback="") for k in ("master", "controller")]
+    return {r for r in [*refs, kf.get("vlan", "parent", fallback="")] if r}
+
+
+def _name_matches(state: NetworkState, ifname: str | None) -> bool:
+    if not ifname:
+        return False
+    return any(state.matches(d, ifname, None) for d in state.by_kind("ethernet") if not d.mac)
+
+
+def _clean_ifcfg(plan: Plan, state: NetworkState) -> None:
+    """ifcfg-<name> (with route-/route6-<name>) pinned by HWADDR or naming a NIC we
+    configure: RHEL 9's NM still loads them through its ifcfg-rh plugin."""
+    if not plan.is_dir(IFCFG):
+        return
+    names = {d.name for d in state.devices}
+    for name in plan.listdir(IFCFG):
+        if not name.startswith("ifcfg-") or name == "ifcfg-lo":
+            continue
+        values = _shell_vars(plan.read_text(posixpath.join(IFCFG, name)) or "")
+        device = values.get("DEVICE") or name[len("ifcfg-") :]
+        if values.get("HWADDR") or device in names or _name_matches(state, device):
+            suffix = name[len("ifcfg-") :]
+            for stale in (name, f"route-{suffix}", f"route6-{suffix}"):
+                plan.delete(posixpath.join(IFCFG, stale))
+
+
+def _shell_vars(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and not key.startswith("#"):
+            out[key.strip()] = value.strip().strip("\"'")
+    return out

@@ -1,0 +1,229 @@
+"""The network state renderers work from: the config's `network` key resolved into
+devices with typed addresses and routes — no untyped dicts, no YAML spellings."""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from dataclasses import dataclass, field
+
+from ..config.network import Bond, Ethernet, Network
+from ..config.network import Interface as ConfigInterface
+
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Route:
+    to: str  # "default" or a network in CIDR form
+    via: IPAddress | None
+    metric: int | None = None
+    on_link: bool = False
+
+    @property
+    def version(self) -> int:
+        if self.via is not None:
+            return self.via.version
+        return ipaddress.ip_network(self.to, strict=False).version
+
+    @property
+    def is_default(self) -> bool:
+        return self.to == "default"
+
+    def network(self) -> str:
+        """The destination as CIDR, with default spelled 0.0.0.0/0 or ::/0."""
+        if self.is_default:
+            return "0.0.0.0/0" if self.version == 4 else "::/0"
+        return str(ipaddress.ip_network(self.to, strict=False))
+
+
+@dataclass(frozen=True)
+class Device:
+    """One interface to configure. `name` is the kernel name the config says it has (or
+    gets via set-name); `key` is its key in the config."""
+
+    key: str
+    kind: str  # "ethernet", "bond" or "vlan"
+    name: str
+    mac: str | None = None  # match by MAC (lower case)
+    set_name: str | None = None  # rename the matched NIC to `name`
+    match_name: str | None = None  # match by kernel name, may be a glob
+    driver: str | None = None
+    set_mac: str | None = None
+    dhcp4: bool = False
+    dhcp6: bool = False
+    addresses: tuple[IPInterface, ...] = ()
+    routes: tuple[Route, ...] = ()
+    dns: tuple[IPAddress, ...] = ()
+    search: tuple[str, ...] = ()
+    mtu: int | None = None
+    optional: bool = False
+    accept_ra: bool | None = None
+    bond_members: tuple[str, ...] = ()  # kernel names of member ethernets
+    bond_master: str | None = None  # for a bond member: the bond's kernel name
+    bond_params: dict[str, str | int] = field(default_factory=dict)
+    vlan_id: int | None = None
+    vlan_link: str | None = None  # kernel name of the underlying device
+
+    @property
+    def name_unknown(self) -> bool:
+        """Matched by MAC with no name given: stacks that configure NICs by name must pin
+        the name themselves (a udev rule), since the clone's NIC name isn't knowable."""
+        return (
+            self.kind == "ethernet"
+            and self.mac is not None
+            and self.name == self.key
+            and not self.set_name
+            and not self.match_name
+        )
+
+    @property
+    def is_glob(self) -> bool:
+        return self.match_name is not None and any(c in self.match_name for c in "*?[")
+
+    def addresses_v(self, version: int) -> list[IPInterface]:
+        return [a for a in self.addresses if a.version == version]
+
+    def routes_v(self, version: int) -> list[Route]:
+        return [r for r in self.routes if r.version == version]
+
+    def gateway(self, version: int) -> Route | None:
+        return next((r for r in self.routes_v(version) if r.is_default), None)
+
+    @property
+    def static(self) -> bool:
+        return bool(self.addresses)
+
+
+@dataclass(frozen=True)
+class NetworkState:
+    devices: tuple[Device, ...]
+
+    @property
+    def dns(self) -> tuple[IPAddress, ...]:
+        """All DNS servers, in device order, without repeats (for global resolv.conf)."""
+        out: list[IPAddress] = []
+        for dev in self.devices:
+            out.extend(a for a in dev.dns if a not in out)
+        return tuple(out)
+
+    @property
+    def search(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for dev in self.devices:
+            out.extend(s for s in dev.search if s not in out)
+        return tuple(out)
+
+    def by_kind(self, kind: str) -> list[Device]:
+        return [d for d in self.devices if d.kind == kind]
+
+    def matches(self, device: Device, name: str, mac: str | None) -> bool:
+        """Does a guest NIC (kernel name, MAC) fall under this device's match?"""
+        if device.mac is not None:
+            return mac is not None and mac.lower() == device.mac
+        if device.match_name is not None:
+            return fnmatch.fnmatchcase(name, device.match_name)
+        return name == device.name
+
+
+def _routes(iface: ConfigInterface) -> tuple[Route, ...]:
+    routes = [
+        Route(r.to, ipaddress.ip_address(r.via) if r.via else None, r.metric, r.on_link)
+        for r in iface.routes
+    ]
+    for attr in ("gateway4", "gateway6"):
+        gw = getattr(iface, attr)
+        if gw and not any(r.is_default and r.via == ipaddress.ip_address(gw) for r in routes):
+            routes.append(Route("default", ipaddress.ip_address(gw)))
+    return tuple(routes)
+
+
+def _common(iface: ConfigInterface) -> dict:
+    ns = iface.nameservers
+    return {
+        "dhcp4": iface.dhcp4,
+        "dhcp6": iface.dhcp6,
+        "addresses": tuple(ipaddress.ip_interface(a) for a in iface.addresses),
+        "routes": _routes(iface),
+        "dns": tuple(ipaddress.ip_address(a) for a in ns.addresses) if ns else (),
+        "search": tuple(ns.search) if ns else (),
+        "mtu": iface.mtu,
+        "optional": iface.optional,
+        "accept_ra": iface.accept_ra,
+        "set_mac": iface.macaddress.lower() if iface.macaddress else None,
+    }
+
+
+def _ethernet_name(key: str, eth: Ethernet) -> str:
+    if eth.set_name:
+        return eth.set_name
+    if eth.match and eth.match.name and not any(c in eth.match.name for c in "*?["):
+        return eth.match.name
+    return key
+
+
+def build_state(net: Network) -> NetworkState:
+    """Resolve the config into devices; the config was validated, so this cannot fail."""
+    names = {key: _ethernet_name(key, eth) for key, eth in net.ethernets.items()}
+    names.update({key: key for key in net.bonds})
+    names.update({key: key for key in net.vlans})
+    master = {m: bond for bond, b in net.bonds.items() for m in b.interfaces}
+    devices = []
+    for key, eth in net.ethernets.items():
+        match = eth.match
+        devices.append(
+            Device(
+                key=key,
+                kind="ethernet",
+                name=names[key],
+                mac=match.macaddress.lower() if match and match.macaddress else None,
+                match_name=match.name if match and match.name else None,
+                driver=match.driver if match else None,
+                set_name=eth.set_name,
+                bond_master=names[master[key]] if key in master else None,
+                **_common(eth),
+            )
+        )
+    for key, bond in net.bonds.items():
+        devices.append(
+            Device(
+                key=key,
+                kind="bond",
+                name=key,
+                bond_members=tuple(names[m] for m in bond.interfaces),
+                bond_params=_bond_params(bond),
+                **_common(bond),
+            )
+        )
+    for key, vlan in net.vlans.items():
+        devices.append(
+            Device(
+                key=key,
+                kind="vlan",
+                name=key,
+                vlan_id=vlan.id,
+                vlan_link=names[vlan.link],
+                **_common(vlan),
+            )
+        )
+    return NetworkState(tuple(devices))
+
+
+def _bond_params(bond: Bond) -> dict[str, str | int]:
+    p = bond.parameters
+    if p is None:
+        return {"mode": "active-backup"}
+    out: dict[str, str | int] = {"mode": p.mode}
+    if p.mii_monitor_interval is not None:
+        out["mii-monitor-interval"] = p.mii_monitor_interval
+    if p.primary:
+        out["primary"] = p.primary
+    if p.lacp_rate:
+        out["lacp-rate"] = p.lacp_rate
+    if p.transmit_hash_policy:
+        out["transmit-hash-policy"] = p.transmit_hash_policy
+    return out
+
+
+__all__ = ["Device", "NetworkState", "Route", "build_state"]

@@ -1,0 +1,103 @@
+"""The network key is validated in full, with located errors, before any disk is touched."""
+
+from __future__ import annotations
+
+import pytest
+
+from vmtailor.configfile import load_config
+from vmtailor.customizer import config
+from vmtailor.customizer.config import ConfigError
+
+
+def error(tmp_path, text: str) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text("network:\n  version: 2\n" + text)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path), {})
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "  ethernets:\n    e0:\n      addresses: [192.0.2.300/24]\n",
+            "error at network.ethernets.e0.addresses[0]: line 5: '192.0.2.300/24' is not an IPv4",
+        ),
+        (
+            "  ethernets:\n    e0:\n      addresses: [192.0.2.10]\n",
+            "error at network.ethernets.e0.addresses[0]: line 5: '192.0.2.10' needs a prefix",
+        ),
+        (
+            "  ethernets:\n    e0:\n      addresses: [192.0.2.10/24]\n      gateway4: 10.0.0.1\n",
+            "error at network.ethernets.e0.gateway4: line 6: gateway 10.0.0.1 is outside every "
+            "subnet of this interface (192.0.2.0/24)",
+        ),
+        (
+            "  ethernets:\n    e0:\n      addresses: [192.0.2.10/24]\n      routes:\n"
+            "        - {to: default, via: 198.51.100.1}\n",
+            "error at network.ethernets.e0.routes[0].via: line 7: gateway 198.51.100.1 is outside",
+        ),
+        (
+            "  ethernets:\n    a: {match: {macaddress: '52:54:00:00:00:01'}}\n"
+            "    b: {match: {macaddress: '52:54:00:00:00:01'}}\n",
+            "error at network.ethernets.b.match.macaddress: line 5: MAC 52:54:00:00:00:01 is "
+            "already matched by ethernets.a",
+        ),
+        (
+            "  vlans:\n    v10: {id: 10, link: eth9}\n",
+            "error at network.vlans.v10.link: line 4: vlan link 'eth9' is not defined",
+        ),
+        (
+            "  vlans:\n    v10: {id: 5000, link: eth9}\n",
+            "error at network.vlans.v10.id: line 4: 5000 is above the maximum 4094",
+        ),
+        (
+            "  bonds:\n    bond0: {interfaces: [nic9]}\n",
+            "error at network.bonds.bond0.interfaces[0]: line 4: bond member 'nic9' is not defined",
+        ),
+        (
+            "  ethernets:\n    a: {addresses: [192.0.2.10/24], gateway4: 192.0.2.1}\n"
+            "    b: {addresses: [10.0.0.10/8], gateway4: 10.0.0.1}\n",
+            "error at network: line 1: IPv4 default route on 2 interfaces (a, b)",
+        ),
+        (
+            "  ethernets:\n    e0:\n      match: {macaddress: '52:54:00:zz:00:01'}\n",
+            "error at network.ethernets.e0.match.macaddress: line 5:",
+        ),
+        (
+            "  ethernets:\n    e0:\n      dhcp: true\n",
+            "error at network.ethernets.e0.dhcp: line 5: unknown key 'dhcp' in "
+            "network.ethernets.e0 (did you mean 'dhcp4'?)",
+        ),
+        (
+            "  renderer: ifupdonw\n",
+            "error at network.renderer: line 3: unknown value 'ifupdonw' (did you mean 'ifupdown'?)",
+        ),
+    ],
+)
+def test_network_errors(tmp_path, text, expected):
+    message = error(tmp_path, text)
+    assert message.startswith(expected), message
+
+
+def test_valid_network_shapes():
+    cfg = config.parse({"network": {"version": 2, "ethernets": {
+        "a": {"addresses": ["192.0.2.10/24"], "routes": [
+            {"to": "default", "via": "192.0.2.1", "metric": 100}]},
+        "b": {"addresses": ["10.0.0.10/8"], "routes": [
+            {"to": "default", "via": "10.0.0.1", "metric": 200}]},
+        "c": {"addresses": ["2001:db8::5/64"], "gateway6": "fe80::1"},
+        "d": {"routes": [{"to": "default", "via": "203.0.113.1", "on-link": True,
+                          "metric": 300}]},
+    }}})  # fmt: skip
+    assert cfg.network is not None and len(cfg.network.ethernets) == 4
+
+
+def test_templated_addresses_are_checked_after_rendering():
+    text = {"network": {"version": 2, "ethernets": {"e0": {
+        "addresses": ["{{ ip }}"], "gateway4": "192.0.2.1"}}}}  # fmt: skip
+    config.parse(text)  # deferred: can't check yet
+    config.parse(text, {"ip": "192.0.2.10/24"})
+    with pytest.raises(ConfigError, match="outside every subnet"):
+        config.parse(text, {"ip": "10.1.1.1/24"})

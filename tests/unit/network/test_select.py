@@ -1,0 +1,47 @@
+"""The stack is chosen from what the guest has installed and enabled — never the host."""
+
+from __future__ import annotations
+
+import pytest
+
+from vmtailor.customizer.detect import detect
+from vmtailor.customizer.errors import PlanError
+from vmtailor.customizer.network.select import choose
+from vmtailor.customizer.root import LocalRoot
+
+EXPECTED = {
+    "debian-12": "ifupdown",
+    "debian-7": "ifupdown",
+    "ubuntu-22.04": "netplan",
+    "rocky-9": "networkmanager",
+    "centos-7": "network-scripts",
+    "centos-6": "network-scripts",
+    "fedora-40": "networkmanager",
+    "opensuse-leap-15.5": "wicked",
+    "sles-11": "wicked",
+    "arch": "networkd",
+    "alpine-3.20": "alpine",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_family_gets_its_own_stack(make_root, name):
+    chosen, why = choose(detect(LocalRoot(str(make_root(name)))), None)
+    assert chosen == EXPECTED[name]
+    assert why
+
+
+def test_config_can_name_the_renderer(make_root):
+    guest = detect(LocalRoot(str(make_root("debian-12"))))
+    assert choose(guest, "NetworkManager")[0] == "networkmanager"
+    assert choose(guest, "networkd") == ("networkd", "network.renderer in the config")
+
+
+def test_unknown_stack_is_a_clear_error(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/os-release").write_text("ID=debian\n")
+    with pytest.raises(PlanError) as info:
+        choose(detect(LocalRoot(str(tmp_path))), None)
+    message = str(info.value)
+    assert message.startswith("cannot tell which network stack the guest uses: looked for netplan")
+    assert "network.renderer" in message
