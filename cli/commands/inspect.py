@@ -1,7 +1,9 @@
 """vmtailor inspect --root DIR"""
 
 from ..customizer.detect import detect
+from ..customizer.errors import PlanError
 from ..customizer.journal import Journal
+from ..customizer.network.select import choose
 from ..output import add_json_flag, emit_json
 from ..target import add_target_arguments, open_root
 
@@ -10,7 +12,8 @@ HELP = "show what a guest is: OS, init system, network stack, vmtailor state"
 DESCRIPTION = """\
 Detect the guest from its own files only (never from the machine running vmtailor): OS
 family and version from os-release (or older *-release files), the init system, SELinux
-mode, installed network stacks, whether it regenerates ssh host keys at boot, and
+mode, installed network stacks and the one vmtailor would write for (and why), whether it
+regenerates ssh host keys at boot, and
 whether vmtailor has customized it.
 
 examples:
@@ -34,8 +37,13 @@ def run(args) -> int:
             "config_digest": journal.get("config_digest"),
             "paths": len(journal["entries"]),
         }
+    try:
+        name, why = choose(guest, None)
+        renderer = {"name": name, "why": why}
+    except PlanError as exc:
+        renderer = {"name": None, "why": str(exc)}
     if args.json:
-        emit_json({**guest.to_dict(), "vmtailor": state})
+        emit_json({**guest.to_dict(), "network_renderer": renderer, "vmtailor": state})
         return 0
     ev = guest.evidence
     stacks = (
@@ -55,6 +63,10 @@ def run(args) -> int:
         ("init", f"{guest.init}  ({ev.get('init', '')})"),
         ("selinux", guest.selinux or "not installed"),
         ("network", stacks),
+        (
+            "writes",
+            f"{renderer['name']} ({renderer['why']})" if renderer["name"] else renderer["why"],
+        ),
         (
             "ssh keys",
             f"regenerated at boot ({ev['ssh']})"
