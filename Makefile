@@ -6,8 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 # Debian packages: the venv's interpreter and the tools the tests drive for real.
-APT_PACKAGES := python3-venv python3-pip python3-yaml openssl shellcheck busybox \
-	netplan.io python3-gi gir1.2-nm-1.0 ifupdown
+APT_PACKAGES := python3-venv python3-pip python3-yaml openssl shellcheck busybox-static \
+	netplan.io python3-gi gir1.2-nm-1.0 ifupdown \
+	golang-go golang-github-vmware-govmomi-dev gcc python3-dev libxml2-dev \
+	libvirt-daemon-system libvirt-daemon-driver-qemu python3-libvirt qemu-system-x86 qemu-utils \
+	genisoimage isolinux syslinux-common linux-image-amd64 cpio \
+	kmod lvm2 grub-efi-amd64-bin mtools dosfstools ovmf zstd \
+	debootstrap gdisk e2fsprogs xfsprogs btrfs-progs cryptsetup-bin seabios \
+	python3-guestfs libguestfs-xfs libguestfs-tools isc-dhcp-client
 
 .PHONY: setup test demo bench lint clean schema
 setup: $(STAMP)
@@ -29,7 +35,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 test: setup
-	$(PY) -m pytest -n auto -q
+	$(PY) -m pytest -n auto --dist loadgroup -q
 
 demo: setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH scripts/demo.sh

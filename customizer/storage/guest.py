@@ -1,0 +1,150 @@
+"""One guest's disks, mounted: find its root, plan its fstab, refuse what must not be
+mounted read-write, and mount the plan under a relocated root (the initrd's /sysroot)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import VmtailorError
+from ..root import LocalRoot, RootError
+from .devices import LINUX_FILESYSTEMS, BlockDevice
+from .discover import scan_btrfs
+from .errors import StorageError
+from .mount import Mounts
+from .plan import Mount, MountPlan, is_under, plan_mounts
+from .probe import look_inside
+from .recovery import needs_recovery
+from .roots import RootCandidate, choose_root
+
+log = logging.getLogger("vmtailor.storage")
+
+
+@dataclass
+class FoundGuest:
+    root: RootCandidate
+    plan: MountPlan
+    devices: list[BlockDevice]
+    warnings: list[str] = field(default_factory=list)
+
+
+def find_guest(devices: Sequence[BlockDevice], scratch: str) -> FoundGuest:
+    """Find one guest's root among its own `devices` and plan its mounts (read-only
+    probing only; nothing is left mounted)."""
+    groups = {d.group for d in devices}
+    if len(groups) > 1:
+        raise StorageError(f"find_guest: devices of {len(groups)} guests given; pass one guest's")
+    scan_btrfs(devices)
+    return plan_guest(devices, lambda device: look_inside(device, scratch))
+
+
+def plan_guest(
+    devices: Sequence[BlockDevice],
+    look: Callable[[BlockDevice], tuple[BlockDevice, list[RootCandidate]]],
+    failure: type[Exception] = VmtailorError,
+    text: Callable[[Exception], str] = str,
+) -> FoundGuest:
+    """Look inside every Linux filesystem of one guest with `look` (here: a host mount;
+    offline: an appliance mount), choose its root and plan its fstab. A filesystem `look`
+    cannot mount (it raises `failure`, described by `text`) is a warning, not a failure:
+    it may be data the kernel at hand cannot read."""
+    updated, candidates, warnings = [], [], []
+    for device in devices:
+        found: list[RootCandidate] = []
+        if device.fstype in LINUX_FILESYSTEMS:
+            try:
+                device, found = look(device)
+            except failure as exc:
+                warnings.append(f"cannot look inside {device.describe()}: {text(exc)}")
+        updated.append(device)
+        candidates.extend(found)
+    try:
+        root = choose_root(candidates, updated)
+    except StorageError as exc:
+        if not warnings:
+            raise
+        # "no root" may well be "could not look": say both
+        raise StorageError(f"{exc.args[0]}; {'; '.join(warnings)}", hint=exc.hint) from None
+    plan = plan_mounts(root.fstab or "", updated, root.location())
+    return FoundGuest(root, plan, updated, warnings + plan.warnings)
+
+
+def refuse_unclean(plan: MountPlan) -> None:
+    """Refuse, before anything is mounted read-write, a filesystem whose journal needs
+    replaying: the clone was taken from a running template."""
+    for mount in plan.mounts:
+        why = needs_recovery(mount.device.path, mount.fstype)
+        if why:
+            raise StorageError(
+                f"{mount.device.path} ({mount.fstype}, the guest's {mount.target}) was not "
+                f"cleanly unmounted: {why}",
+                hint="shut the template down cleanly before cloning it, or fsck the clone",
+            )
+
+
+def _mount_point(sysroot: str, target: str) -> str:
+    """The host path for guest path `target`, resolved *inside* the guest (a symlinked
+    /home must not lead a mount out of the sysroot), created when missing."""
+    root = LocalRoot(sysroot)
+    try:
+        resolved = root.resolve(target)
+    except RootError as exc:
+        raise StorageError(f"cannot mount the guest's {target}: {exc}") from None
+    path = root.host_path(resolved)
+    if not os.path.lexists(path):
+        log.warning("the guest has no %s to mount on: creating it", target)
+        try:
+            os.makedirs(path, mode=0o755)
+        except OSError as exc:
+            raise StorageError(f"cannot create the guest's {target}: {exc.strerror}") from None
+    elif not os.path.isdir(path) or os.path.islink(path):
+        raise StorageError(f"cannot mount the guest's {target}: {resolved} is not a directory")
+    return path
+
+
+def mount_plan(
+    plan: MountPlan, sysroot: str, mounts: Mounts, *, readonly: bool = False
+) -> tuple[list[Mount], list[str]]:
+    """Mount every planned filesystem, parents first, under `sysroot`; each unmount goes
+    on `mounts`, to be undone in reverse. A nofail mount that fails is left out (with
+    what is beneath it) and comes back as a warning, as the guest's own boot would.
+    Returns what was mounted, and the warnings."""
+    if not readonly:
+        refuse_unclean(plan)
+    warnings: list[str] = []
+    failed: list[str] = []
+    mounted: list[Mount] = []
+    for mount in plan.mounts:
+        if any(is_under(mount.target, t) for t in failed):
+            warnings.append(f"{mount.target}: not mounted, {failed[0]} above it failed")
+            continue
+        where = sysroot if mount.target == "/" else _mount_point(sysroot, mount.target)
+        log.debug("mounting %s (%s) on %s", mount.device.path, mount.fstype, mount.target)
+        try:
+            mounts.mount(mount.device.path, where, mount.fstype, mount.options, readonly=readonly)
+        except VmtailorError as exc:
+            if not mount.nofail:
+                raise StorageError(f"cannot mount the guest's {mount.target}: {exc}") from None
+            warnings.append(f"{mount.target} (nofail) not mounted: {exc}")
+            failed.append(mount.target)
+            continue
+        mounted.append(mount)
+    return mounted, warnings
+
+
+def mount_guest(
+    devices: Sequence[BlockDevice],
+    sysroot: str,
+    mounts: Mounts,
+    *,
+    scratch: str | None = None,
+    readonly: bool = False,
+) -> FoundGuest:
+    """Find the guest on `devices` and mount it at `sysroot` (unmounted by `mounts`)."""
+    scratch = scratch or os.path.dirname(os.path.abspath(sysroot))
+    found = find_guest(devices, scratch)
+    _, warnings = mount_plan(found.plan, sysroot, mounts, readonly=readonly)
+    found.warnings += warnings
+    return found

@@ -1,0 +1,101 @@
+"""Mounting through run(), always undone: every mount (and anything else that must be
+undone, such as LVM activation) is pushed on a stack that close() unwinds in reverse."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+from ..errors import VmtailorError
+from ..run import CommandError, run
+from .errors import StorageError
+
+log = logging.getLogger("vmtailor.storage")
+
+# Probing must never write: no journal replay on ext3/4, no log recovery on XFS, no log
+# tree replay on btrfs — a needs-recovery filesystem is refused later, not repaired.
+NO_REPLAY = {
+    "ext3": ("noload",),
+    "ext4": ("noload",),
+    "xfs": ("norecovery", "nouuid"),
+    "btrfs": ("rescue=nologreplay",),
+}
+# XFS refuses a second filesystem with a UUID already mounted: clones share UUIDs.
+ALWAYS = {"xfs": ("nouuid",)}
+
+
+def mount_options(fstype: str | None, options: Sequence[str], *, readonly: bool) -> list[str]:
+    out = ["ro" if readonly else "rw"]
+    extra = NO_REPLAY.get(fstype or "", ()) if readonly else ALWAYS.get(fstype or "", ())
+    for opt in [*options, *extra]:
+        if opt not in out:
+            out.append(opt)
+    return out
+
+
+class Mounts:
+    """A stack of things to undo. Use as a context manager, or call close() in a finally."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[str, Callable[[], None]]] = []
+
+    def __enter__(self) -> Mounts:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def push(self, what: str, undo: Callable[[], None]) -> None:
+        self._undo.append((what, undo))
+
+    def mount(
+        self,
+        source: str,
+        target: str,
+        fstype: str | None = None,
+        options: Sequence[str] = (),
+        *,
+        readonly: bool = False,
+    ) -> None:
+        argv = ["mount"]
+        if fstype:
+            argv += ["-t", fstype]
+        argv += ["-o", ",".join(mount_options(fstype, options, readonly=readonly))]
+        try:
+            run([*argv, source, target])
+        except CommandError as exc:
+            # mount's last line only says "dmesg(1) may have more information"
+            first = exc.stderr.strip().splitlines()[0] if exc.stderr.strip() else exc
+            raise StorageError(f"mount {source} on {target} failed: {first}") from None
+        self.push(f"umount {target}", lambda: umount(target))
+
+    @property
+    def targets(self) -> list[str]:
+        return [
+            what.removeprefix("umount ") for what, _ in self._undo if what.startswith("umount ")
+        ]
+
+    def close(self) -> list[str]:
+        """Undo everything, last first; keep going past failures and return them."""
+        errors = []
+        while self._undo:
+            what, undo = self._undo.pop()
+            try:
+                undo()
+            except (VmtailorError, OSError) as exc:
+                log.warning("%s failed: %s", what, exc)
+                errors.append(f"{what}: {exc}")
+        return errors
+
+
+def umount(target: str) -> None:
+    try:
+        run(["umount", target])
+    except VmtailorError:
+        # Something still holds it (a process started in the guest tree): detach it lazily
+        # so the reverse unwind can go on, then report the first failure.
+        run(["umount", "-l", target], check=False)
+        raise
+    finally:
+        os.sync()
