@@ -1,0 +1,3 @@
+"""Host-side builders: the initrd (features resolved through one installer, cpio, zstd),
+the customization ISO (pycdlib, El Torito BIOS + EFI), config media (ISO, floppy, vfat),
+with caching and reproducible output. Entry points: iso.build_iso(), media.write_media()."""

@@ -1,0 +1,129 @@
+"""Build the initrd: resolve the features into a staging tree through the one installer,
+index the kernel modules that made it in (depmod), write a reproducible cpio, compress it
+with zstd, and list every file with the Debian package it came from."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+
+from ..customizer.run import run
+from ..initrd import features as featuremod
+from . import cpio, dpkg
+from . import python as pythonmod
+from .installer import Installer, image_path
+from .kmod import ModuleIndex
+
+log = logging.getLogger("vmtailor.builder")
+
+# Copied next to the chosen modules so depmod can index them as the full tree does.
+DEPMOD_INPUTS = ("modules.order", "modules.builtin", "modules.builtin.modinfo")
+ZSTD_LEVEL = "-19"
+
+
+@dataclass
+class InitrdResult:
+    path: str  # the zstd-compressed cpio
+    manifest: str  # tab-separated: image path, Debian package (or "-"), origin
+    size: int
+    files: int
+
+
+def stage(
+    staging: str,
+    moddir: str,
+    names: list[str] | tuple[str, ...],
+    overlay: dict[str, bytes] | None = None,
+) -> Installer:
+    """Install every feature `names` need into `staging`, then the `overlay` files."""
+    inst = Installer(staging, ModuleIndex.load(moddir))
+    wanted = featuremod.resolve(names)
+    package = resources.files("vmtailor.initrd")
+    for feature in wanted:
+        log.info("[started]  initrd feature %s", feature.name)
+        for folder in feature.directories:
+            inst.directory(folder)
+        for binary in feature.binaries:
+            inst.binary(binary)
+        for dest, target in feature.links:
+            inst.symlink(dest, target)
+        for src, dest, mode in feature.data:
+            inst.data(dest, package.joinpath(src).read_bytes(), mode, origin=f"vmtailor:{src}")
+        if feature.kernel_modules:
+            inst.kmods(list(feature.kernel_modules))
+        if feature.python:
+            py = feature.python
+            pythonmod.install(inst, py.roots, py.packages, py.vmtailor)
+        log.info("[finished] initrd feature %s", feature.name)
+    for dest, content in sorted((overlay or {}).items()):
+        inst.data(dest, content, 0o644, origin="overlay")
+    if any(f.busybox_applets for f in wanted):
+        _busybox_applets(inst)  # last: real tools installed above keep their names
+    if inst.kernel_modules:
+        _depmod(inst, moddir)
+    return inst
+
+
+def _busybox_applets(inst: Installer) -> None:
+    busybox = inst.binary("/bin/busybox")
+    listing = run([os.path.join(inst.staging, busybox.lstrip("/")), "--list-full"]).stdout
+    for rel in sorted(listing.decode().split()):
+        dest = image_path("/" + rel)
+        inst.symlink(dest, os.path.relpath(busybox, os.path.dirname(dest)))
+
+
+def _depmod(inst: Installer, moddir: str) -> None:
+    version = os.path.basename(moddir.rstrip("/"))
+    for name in DEPMOD_INPUTS:
+        if os.path.exists(os.path.join(moddir, name)):
+            inst.file(os.path.join(moddir, name), inst.module_dest(name), 0o644)
+    run(["depmod", "-b", inst.staging, version])
+
+
+def write_manifest(inst: Installer, path: str) -> int:
+    """Every path in the staged tree with its Debian package and origin; bytecode is
+    attributed to its source file."""
+    origins = {i.path: i.origin for i in inst.manifest()}
+    rows = []
+    for rel in cpio.entries(inst.staging):
+        image = "/" + rel
+        origin = origins.get(image, "")
+        if not origin and "/__pycache__/" in image:
+            head, _, tail = image.partition("/__pycache__/")
+            source = f"{head}/{tail.split('.')[0]}.py"
+            origin = origins.get(source, "")
+        rows.append((image, origin))
+    packages = dpkg.owners(sorted({o for _, o in rows if o.startswith("/")}))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("# path\tdebian-package\torigin\n")
+        for image, origin in rows:
+            f.write(f"{image}\t{packages.get(origin, '-')}\t{origin or '-'}\n")
+    return len(rows)
+
+
+def build_initrd(
+    out_dir: str,
+    moddir: str,
+    features: list[str] | tuple[str, ...],
+    epoch: int,
+    overlay: dict[str, bytes] | None = None,
+) -> InitrdResult:
+    """Build `out_dir`/initrd.zst and `out_dir`/initrd.manifest from the kernel modules in
+    `moddir`; every mtime in the archive is `epoch` (SOURCE_DATE_EPOCH). `overlay` adds
+    files ({image path: content}), e.g. a test's stand-in for a module."""
+    staging = os.path.join(out_dir, "staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    inst = stage(staging, moddir, features, overlay)
+    manifest = os.path.join(out_dir, "initrd.manifest")
+    files = write_manifest(inst, manifest)
+    raw = os.path.join(out_dir, "initrd.cpio")
+    with open(raw, "wb") as f:
+        cpio.write(staging, f, epoch)
+    out = os.path.join(out_dir, "initrd.zst")
+    run(["zstd", "-q", "-f", ZSTD_LEVEL, "-T0", raw, "-o", out])
+    os.unlink(raw)
+    shutil.rmtree(staging)
+    return InitrdResult(out, manifest, os.path.getsize(out), files)

@@ -1,0 +1,22 @@
+"""Filesystems a guest or its config media may use. ext4 and btrfs pull crc32c in through
+their softdeps; the nls tables are what vfat and isofs ask for when mounting."""
+
+from . import Feature
+
+FEATURE = Feature(
+    name="filesystems",
+    summary="ext4, xfs, btrfs, vfat, isofs, device-mapper",
+    depends=("base",),
+    kernel_modules=(
+        "ext4",
+        "xfs",
+        "btrfs",
+        "vfat",
+        "isofs",
+        "dm_mod",
+        "nls_cp437",
+        "nls_iso8859_1",
+        "nls_utf8",
+        "nls_ascii",
+    ),
+)

@@ -1,0 +1,26 @@
+"""What the customization image is made of, and the names the host and the initrd share.
+
+Host side (builder, CLI, tests) and initrd side (/init, vmtailor.initrd.main) both read
+these; nothing here touches the host."""
+
+# initrd features (see vmtailor.initrd.features), in install order
+FEATURES = ("base", "modalias", "storage", "filesystems", "blkid", "lvm", "python")
+
+# serial last: /dev/console, and so every line /init and Python print, goes to the last
+# console= — the serial port the host reads. The kernel's own messages go to both.
+KERNEL_CMDLINE = "console=tty0 console=ttyS0,115200"
+
+ISO_LABEL = "VMTAILOR"  # the customization ISO's volume label
+CONFIG_LABEL = "VMTCONFIG"  # the config media's label (FAT allows 11 characters)
+
+# The config media's layout: the canonical JSON, and each `source:` file under FILES_DIR
+# at the path the config names (relative to the config file).
+CONFIG_PATH = "/vmtailor/config.json"
+FILES_DIR = "/vmtailor/files"
+
+# The result record's markers live with its format: vmtailor.initrd.result (BEGIN, END).
+
+# /init: kernel command line switches
+TIMEOUT_ARG = "vmtailor.timeout"  # watchdog seconds (default DEFAULT_TIMEOUT)
+DEBUG_ARG = "vmtailor.debug"  # a shell instead of powering off
+DEFAULT_TIMEOUT = 600

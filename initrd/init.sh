@@ -1,0 +1,91 @@
+#!/bin/sh
+# /init of the vmtailor customization initrd (busybox sh, PID 1).
+#
+# Mount the API filesystems, arm a watchdog, load drivers by modalias, then run the Python
+# stages (vmtailor.initrd.main). Whatever happens — success, a Python error, a crash, a
+# hang — the VM ends powered off: a hypervisor driver waits for exactly that.
+#
+# Contract with vmtailor.initrd.main: it prints the result record itself (between the
+# markers below) and writes /run/vmtailor/result.json, on success and on failure alike.
+# When it exits non-zero without having written that file, this script prints a failure
+# record in its place. Powering off is this script's job, not Python's.
+#
+# Kernel command line: vmtailor.timeout=SECONDS (watchdog, default 600),
+# vmtailor.debug (a shell at the end instead of powering off, no watchdog).
+
+export PATH=/usr/sbin:/usr/bin
+export HOME=/root
+BEGIN='-----BEGIN VMTAILOR RESULT-----'
+END='-----END VMTAILOR RESULT-----'
+STATE=/run/vmtailor
+
+mkdir -p /proc /sys /dev /run
+mount -t proc -o nosuid,nodev,noexec proc /proc
+mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+mount -t devtmpfs -o mode=0755,nosuid devtmpfs /dev
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+mkdir -p /dev/pts /dev/shm $STATE /run/lvm /run/lock/lvm
+exec </dev/console >/dev/console 2>&1
+
+timeout=600
+debug=
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
+    case "$arg" in
+        vmtailor.timeout=*) timeout="${arg#*=}" ;;
+        vmtailor.debug | vmtailor.debug=1 | vmtailor.debug=yes) debug=1 ;;
+    esac
+done
+case "$timeout" in '' | *[!0-9]*) timeout=600 ;; esac
+
+json_string() {
+    # one JSON string: escape \ and ", drop control characters
+    printf '"%s"' "$(printf '%s' "$1" | tr -d '\000-\037' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')"
+}
+
+report_error() {
+    # the failure record, on the serial console (the host parses it) and on the screen
+    record="{\"reason\": $(json_string "$1"), \"status\": \"error\"}"
+    printf '%s\n' "$record" >$STATE/result.json
+    for tty in /dev/console /dev/tty0; do
+        [ -w "$tty" ] && printf '%s\n%s\n%s\n' "$BEGIN" "$record" "$END" >"$tty" 2>/dev/null
+    done
+}
+
+power_off() {
+    sync
+    if [ -n "$debug" ]; then
+        echo "vmtailor.debug: a shell instead of powering off (exit it to power off)"
+        setsid cttyhack sh
+        sync
+    fi
+    poweroff -f
+    # still here: ask the kernel directly, sync and remount read-only first
+    for key in s u o; do echo "$key" >/proc/sysrq-trigger; sleep 1; done
+    while :; do sleep 60; done # PID 1 must never exit: that would be a kernel panic
+}
+
+if [ -z "$debug" ]; then
+    (
+        sleep "$timeout"
+        report_error "watchdog: no result after $timeout s (vmtailor.timeout); powered off"
+        for key in s u o; do echo "$key" >/proc/sysrq-trigger; sleep 1; done
+        poweroff -f
+    ) &
+fi
+
+echo "coldplug start $(cat /proc/uptime)"; vmtailor-coldplug; echo "coldplug end $(cat /proc/uptime)"
+
+# stderr goes to the console live and to a file, so a failure record can quote its end
+mkfifo $STATE/stderr.pipe
+tee $STATE/python.err <$STATE/stderr.pipe >&2 &
+tee_pid=$!
+PYTHONPATH=/usr/lib/vmtailor PYTHONUNBUFFERED=1 PYTHONUTF8=1 PYTHONDONTWRITEBYTECODE=1 \
+    python3 -S -m vmtailor.initrd.main 2>$STATE/stderr.pipe
+status=$?
+wait $tee_pid
+if [ "$status" -ne 0 ] && [ ! -e $STATE/result.json ]; then
+    last=$(grep -v '^[[:space:]]*$' $STATE/python.err | tail -n 1)
+    report_error "vmtailor.initrd.main failed (exit status $status): ${last:-no error output}"
+fi
+power_off

@@ -1,0 +1,100 @@
+"""Stage `config`: find the config media by its label (a CD, a floppy or a disk; ISO 9660
+or vfat), mount it read-only, and validate /vmtailor/config.json with the same parser
+`vmtailor validate` uses. Files the config's `source:` items name are read from
+/vmtailor/files/ on the media, when the engine asks for them."""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import time
+
+from vmtailor.customizer import config as configmod
+from vmtailor.customizer.errors import PlanError
+from vmtailor.customizer.run import run
+from vmtailor.customizer.storage import discover
+
+from ..image import CONFIG_LABEL, CONFIG_PATH, FILES_DIR
+from . import Context, StageError, State, say
+
+LABEL = CONFIG_LABEL
+CONFIG_JSON = CONFIG_PATH.lstrip("/")
+FILES = FILES_DIR.lstrip("/")
+MEDIA_TYPES = ("iso9660", "vfat", "udf", "msdos")
+
+
+def _seen(found: dict[str, dict[str, str]]) -> str:
+    parts = []
+    for path, props in found.items():
+        what = props.get("TYPE", "nothing readable")
+        label = f" {props['LABEL']!r}" if props.get("LABEL") else ""
+        parts.append(f"{path} ({what}{label})")
+    return ", ".join(parts) or "no block devices at all"
+
+
+def find_media(wait: float) -> tuple[str, str]:
+    """(device, fstype) of the config media, polling until it appears or `wait` runs out:
+    a CD or a SCSI disk can show up after the first look."""
+    deadline = time.monotonic() + wait
+    rounds = 0
+    while True:
+        seen: dict[str, dict[str, str]] = {}
+        for block in discover.sys_block():
+            if block.size == 0 and block.kind != "floppy":  # a floppy's size shows once read
+                continue
+            props = seen[block.path] = discover.blkid(block.path)
+            if props.get("LABEL") == LABEL and props.get("TYPE") in MEDIA_TYPES:
+                return block.path, props["TYPE"]
+        if time.monotonic() >= deadline:
+            raise StageError(
+                f"no config media: no CD, floppy or disk labelled {LABEL} appeared in "
+                f"{wait:g} s (found {_seen(seen)})",
+                hint="attach the media `vmtailor media` made",
+            )
+        rounds += 1
+        if rounds == 1 or rounds % 10 == 0:
+            say(f"waiting for the config media (label {LABEL})")
+            # a controller found late has drivers to load too
+            run(["vmtailor-coldplug"], check=False)
+        time.sleep(0.5)
+
+
+def source_reader(top: str):
+    base = os.path.join(top, FILES)
+
+    def read(name: str) -> bytes:
+        rel = posixpath.normpath(name)
+        if rel.startswith(("/", "../")) or rel == "..":
+            raise PlanError(f"source file {name!r}: must stay inside {FILES_DIR}/ on the media")
+        try:
+            with open(os.path.join(base, rel), "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise PlanError(f"source file {name!r} on the config media: {exc.strerror}") from None
+
+    return read
+
+
+def load_config(top: str):
+    path = os.path.join(top, CONFIG_JSON)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise StageError(f"config media has no /{CONFIG_JSON}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise StageError(f"/{CONFIG_JSON} on the config media is not JSON: {exc}") from None
+    # The media carries a config already rendered for this clone: no vars to give here.
+    return configmod.parse(data)
+
+
+def stage(state: State, ctx: Context) -> None:
+    device, fstype = find_media(ctx.wait)
+    say(f"config media: {device} ({fstype})")
+    state.config_device = device
+    os.makedirs(ctx.media_dir, exist_ok=True)
+    ctx.mounts.mount(device, ctx.media_dir, fstype, readonly=True)
+    ctx.config = load_config(ctx.media_dir)
+    ctx.sources = source_reader(ctx.media_dir)
+    state.config_digest = configmod.digest(ctx.config)
