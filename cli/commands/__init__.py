@@ -3,6 +3,7 @@
 from . import (
     apply,
     build,
+    deploy,
     hash_password,
     inspect,
     media,
@@ -13,5 +14,5 @@ from . import (
 )
 
 COMMANDS = [
-    validate, inspect, apply, revert, hash_password, ops, schema, build, media,
+    validate, inspect, apply, revert, hash_password, ops, schema, build, media, deploy,
 ]  # fmt: skip
