@@ -1,19 +1,66 @@
-"""Which guest a command works on: --root DIR (a mounted guest tree)."""
+"""Which guest a command works on: --root DIR (a mounted guest tree) or --disk IMG… (one
+guest's disk images, in its disk order, opened in a libguestfs appliance)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from .customizer.root import LocalRoot, Root
+from .output import warn
 
 
 def add_target_arguments(parser) -> None:
-    parser.add_argument(
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument(
         "--root",
         metavar="DIR",
-        required=True,
         help="the guest's root filesystem, mounted at DIR (with its /boot, /var … mounted "
         "beneath it as the guest's fstab has them)",
+    )
+    group.add_argument(
+        "--disk",
+        metavar="IMG",
+        nargs="+",
+        help="the guest's disk image(s) — qcow2, raw, vmdk, vhdx … — in its disk order: "
+        "one guest, mounted as its own fstab says (libguestfs)",
     )
 
 
 def open_root(args) -> Root:
     return LocalRoot(args.root)
+
+
+@dataclass
+class Target:
+    root: Root
+    where: str  # how to name it again on a command line: --root DIR / --disk IMG…
+    guest: object | None = None  # offline.appliance.OpenGuest with --disk
+
+
+@contextlib.contextmanager
+def open_target(args, *, readonly: bool = False) -> Iterator[Target]:
+    """The guest's Root for the length of the block. With --disk the images are checked
+    (refused when in use by a running VM or, unless `readonly`, not writable), one
+    appliance is launched, and the guest is unmounted and the appliance shut down after."""
+    if not getattr(args, "disk", None):
+        yield Target(open_root(args), f"--root {args.root}")
+        return
+    from .offline import images
+    from .offline.appliance import Appliance, Drive, GuestSpec
+
+    drives = []
+    for path in args.disk:
+        image = images.info(path)
+        if readonly:
+            images.check_not_in_use(image)
+        else:
+            images.check_writable(image)
+            images.check_consistent(image)
+        drives.append(Drive(image.path, image.format))
+    spec = GuestSpec("guest", tuple(drives))
+    with Appliance([spec], readonly=readonly) as app, app.open("guest") as guest:
+        for message in guest.warnings:
+            warn(message)
+        yield Target(guest.root, "--disk " + " ".join(args.disk), guest)

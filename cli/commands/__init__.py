@@ -2,6 +2,7 @@
 
 from . import (
     apply,
+    batch,
     build,
     deploy,
     hash_password,
@@ -14,5 +15,5 @@ from . import (
 )
 
 COMMANDS = [
-    validate, inspect, apply, revert, hash_password, ops, schema, build, media, deploy,
+    validate, inspect, apply, revert, hash_password, ops, schema, build, media, batch, deploy,
 ]  # fmt: skip

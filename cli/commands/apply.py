@@ -1,4 +1,4 @@
-"""vmtailor apply CONFIG --root DIR"""
+"""vmtailor apply CONFIG (--root DIR | --disk IMG…)"""
 
 import sys
 
@@ -6,7 +6,7 @@ from ..configfile import load_config, parse_vars
 from ..customizer import engine
 from ..customizer.ops import ordered
 from ..output import add_json_flag, emit_json, warn
-from ..target import add_target_arguments, open_root
+from ..target import add_target_arguments, open_target
 from .vars import add_vars_arguments
 
 NAME = "apply"
@@ -24,9 +24,13 @@ harmless, an interrupted run can be re-run or reverted, and `vmtailor revert` un
 operations, in the order they apply:
 {ops}
 
+With --disk the guest's images are opened with libguestfs (read-only for --dry-run),
+its filesystems mounted as its own fstab says; an image a running VM holds is refused.
+
 examples:
   vmtailor apply web.yaml --root /mnt/clone --dry-run --diff
-  vmtailor apply web.yaml --root /mnt/clone --var hostname=web01"""
+  vmtailor apply web.yaml --root /mnt/clone --var hostname=web01
+  vmtailor apply web.yaml --disk web01.qcow2 web01-var.qcow2 --var hostname=web01"""
 
 
 DESCRIPTION = _description()
@@ -43,10 +47,11 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     loaded = load_config(args.config, parse_vars(args.var, args.vars) or {})
-    root = open_root(args)
-    result = engine.apply(
-        loaded.config, root, dry_run=args.dry_run, diff=args.diff, sources=loaded.sources
-    )
+    with open_target(args, readonly=args.dry_run) as target:
+        result = engine.apply(
+            loaded.config, target.root, dry_run=args.dry_run, diff=args.diff,
+            sources=loaded.sources,
+        )  # fmt: skip
     if args.json:
         data = result.to_dict()
         if args.diff:
@@ -69,5 +74,5 @@ def run(args) -> int:
     elif args.dry_run:
         print(f"{n} change(s) planned; nothing written (--dry-run)")
     else:
-        print(f"{n} change(s) applied; `vmtailor revert --root {args.root}` undoes them")
+        print(f"{n} change(s) applied; `vmtailor revert {target.where}` undoes them")
     return 0

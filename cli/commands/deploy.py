@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import output
 from ..hypervisors import DRIVERS
 from ..output import add_json_flag, emit_json
 
@@ -66,11 +67,7 @@ def _table(outcomes) -> str:
             changes = len(o.result.get("changes") or [])
             detail = f"{changes} change(s)" + (f"; {o.reason}" if o.reason else "")
         rows.append((o.vm, o.status, f"{o.seconds:.0f}s" if o.seconds else "-", detail or ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r[:3], widths, strict=True)) + "  " + r[3]
-        for r in rows
-    )
+    return output.table(rows)
 
 
 def run(args) -> int:

@@ -1,11 +1,11 @@
-"""vmtailor inspect --root DIR"""
+"""vmtailor inspect (--root DIR | --disk IMG…)"""
 
 from ..customizer.detect import detect
 from ..customizer.errors import PlanError
 from ..customizer.journal import Journal
 from ..customizer.network.select import choose
 from ..output import add_json_flag, emit_json
-from ..target import add_target_arguments, open_root
+from ..target import add_target_arguments, open_target
 
 NAME = "inspect"
 HELP = "show what a guest is: OS, init system, network stack, vmtailor state"
@@ -14,11 +14,13 @@ Detect the guest from its own files only (never from the machine running vmtailo
 family and version from os-release (or older *-release files), the init system, SELinux
 mode, installed network stacks and the one vmtailor would write for (and why), whether it
 regenerates ssh host keys at boot, and
-whether vmtailor has customized it.
+whether vmtailor has customized it. With --disk (images opened read-only with libguestfs)
+also where its root is and how its fstab is mounted.
 
 examples:
   vmtailor inspect --root /mnt/clone
-  vmtailor inspect --root /mnt/clone --json"""
+  vmtailor inspect --root /mnt/clone --json
+  vmtailor inspect --disk web01.qcow2 web01-var.qcow2"""
 
 
 def add_arguments(p) -> None:
@@ -26,8 +28,24 @@ def add_arguments(p) -> None:
     add_json_flag(p)
 
 
+def _mount_rows(storage: dict) -> list[tuple[str, str]]:
+    """The fstab plan as `inspect --disk` shows it: what is mounted where, and what not."""
+    rows = [("root", storage["root"])]
+    for m in storage["mounts"]:
+        opts = f" ({','.join(m['options'])})" if m["options"] else ""
+        rows.append(("mount", f"{m['target']:12} {m['device']} [{m['fstype']}{opts}] "
+                              f"from fstab line {m['line']}: {m['spec']}"))  # fmt: skip
+    for s in storage["skipped"]:
+        rows.append(("skip", f"{s['target']:12} {s['reason']} ({s['spec']})"))
+    return rows
+
+
 def run(args) -> int:
-    root = open_root(args)
+    with open_target(args, readonly=True) as target:
+        return _show(args, target.root, target.guest.plan_dict() if target.guest else None)
+
+
+def _show(args, root, storage: dict | None) -> int:
     guest = detect(root)
     journal = Journal(root).data
     state = None
@@ -43,7 +61,10 @@ def run(args) -> int:
     except PlanError as exc:
         renderer = {"name": None, "why": str(exc)}
     if args.json:
-        emit_json({**guest.to_dict(), "network_renderer": renderer, "vmtailor": state})
+        data = {**guest.to_dict(), "network_renderer": renderer, "vmtailor": state}
+        if storage is not None:
+            data["storage"] = storage
+        emit_json(data)
         return 0
     ev = guest.evidence
     stacks = (
@@ -81,6 +102,8 @@ def run(args) -> int:
             f"{state['paths']} paths journaled)",
         ),
     ]
+    if storage is not None:
+        rows += _mount_rows(storage)
     for key, value in rows:
         print(f"{key + ':':10} {value}")
     return 0

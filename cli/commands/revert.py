@@ -1,8 +1,8 @@
-"""vmtailor revert --root DIR"""
+"""vmtailor revert (--root DIR | --disk IMG…)"""
 
 from ..customizer import engine
 from ..output import add_json_flag, emit_json, warn
-from ..target import add_target_arguments, open_root
+from ..target import add_target_arguments, open_target
 
 NAME = "revert"
 HELP = "undo vmtailor's changes to a guest, byte for byte"
@@ -10,8 +10,9 @@ DESCRIPTION = """\
 Restore every file vmtailor changed to its original bytes, mode, owner and SELinux label,
 remove what it created, and remove its journal. Works on a guest whose apply was cut off.
 
-example:
-  vmtailor revert --root /mnt/clone"""
+examples:
+  vmtailor revert --root /mnt/clone
+  vmtailor revert --disk web01.qcow2 web01-var.qcow2"""
 
 
 def add_arguments(p) -> None:
@@ -20,7 +21,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    result = engine.revert(open_root(args))
+    with open_target(args) as target:
+        result = engine.revert(target.root)
     if args.json:
         emit_json({"restored": result.restored, "removed": result.removed, "kept": result.kept})
         return 0

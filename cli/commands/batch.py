@@ -1,0 +1,111 @@
+"""vmtailor batch INVENTORY"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from .. import output
+from ..output import add_json_flag, emit_json
+
+NAME = "batch"
+HELP = "customize many clone images offline, many per libguestfs appliance"
+DESCRIPTION = """\
+Customize every clone of an inventory on this machine, without booting them: the clones'
+disk images are opened with libguestfs, many per appliance, and each clone gets its own
+rendered config. The inventory is validated in full first (every clone's config rendered
+with its vars); then each image is checked — a missing, unreadable, read-only, damaged or
+in-use image (a running VM holds its lock) is reported and never touched. One clone's
+failure never stops the others; the exit status is 1 when any clone failed.
+
+The inventory (paths relative to it):
+
+  config: web.yaml
+  master: golden.qcow2        # optional: missing clone images become its qcow2 overlays
+  vars: {domain: example.com} # optional: every clone's vars start from these
+  clones:
+    - {name: web01, image: web01.qcow2, vars: {hostname: web01, ip: 192.0.2.10/24}}
+    - {name: db01, images: [db01-root.qcow2, db01-var.qcow2], format: qcow2}
+
+A clone whose journal says this very config is applied already is skipped (--force
+applies it again, which also puts back what was changed since).
+
+examples:
+  vmtailor batch site.yaml --dry-run
+  vmtailor batch site.yaml --jobs 2
+  vmtailor batch site.yaml --json > result.json"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("inventory", metavar="INVENTORY", help="the YAML inventory")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="appliances running at once, one process each (1)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="customize clones already done, again")
+    p.add_argument("--dry-run", action="store_true",
+                   help="plan every clone, write nothing (images are opened read-only)")  # fmt: skip
+    p.add_argument("--diff", action="store_true", help="with --dry-run: each clone's diff")
+    add_json_flag(p)
+
+
+class _Progress:
+    """One line on a terminal, rewritten as clones finish; nothing when not a terminal."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.done, self.stream = total, 0, stream
+        self.tty = stream.isatty()
+        self.started = time.monotonic()
+
+    def __call__(self, event: tuple) -> None:
+        if not self.tty:
+            return
+        if event[0] == "launch":
+            line = f"appliance up for {event[1]} clone(s) in {event[2]:.0f}s"
+        else:
+            self.done += 1
+            o = event[1]
+            line = f"{o.clone}: {o.status}" + (f" ({o.changes} changes)" if o.changes else "")
+        elapsed = time.monotonic() - self.started
+        bar = "#" * (20 * self.done // max(self.total, 1))
+        self.stream.write(f"\r\033[K[{bar:20}] {self.done}/{self.total} {elapsed:4.0f}s  {line}")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def table(outcomes) -> str:
+    rows = [("CLONE", "STATUS", "CHANGES", "TIME", "REASON")]
+    for o in outcomes:
+        reason = o.reason or ("; ".join(o.warnings) if o.warnings else "")
+        changes = str(o.changes) if o.status == "ok" else "-"
+        rows.append((o.clone, o.status, changes, f"{o.seconds:.1f}s", reason))
+    return output.table(rows)
+
+
+def run(args) -> int:
+    from ..customizer.errors import VmtailorError
+    from ..offline.batch import Options, run_batch
+    from ..offline.inventory import load_inventory
+
+    if args.jobs < 1:
+        raise VmtailorError("--jobs must be at least 1")
+    inventory = load_inventory(args.inventory)
+    progress = _Progress(len(inventory.clones))
+    opts = Options(force=args.force, dry_run=args.dry_run, diff=args.diff)
+    try:
+        result = run_batch(inventory, opts, jobs=args.jobs, progress=progress)
+    finally:
+        progress.finish()
+    if args.json:
+        emit_json({"inventory": inventory.path, "dry_run": args.dry_run, **result.to_dict()})
+    else:
+        for o in result.outcomes:
+            if o.diff:
+                sys.stdout.write(f"--- {o.clone}\n{o.diff}")
+        print(table(result.outcomes))
+        counts = {s: sum(o.status == s for o in result.outcomes) for s in ("ok", "skipped")}
+        print(f"{counts['ok']} ok, {counts['skipped']} skipped, {result.failed} failed "
+              f"in {result.seconds:.0f}s ({len(result.launches)} appliance launch(es))")  # fmt: skip
+    return 1 if result.failed else 0

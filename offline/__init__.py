@@ -1,0 +1,1 @@
+"""Offline customization of clone images on a utility server, through libguestfs."""

@@ -1,0 +1,103 @@
+"""One guest's block devices inside a shared appliance, as storage.BlockDevice data.
+
+Only the guest's own disks are ever looked at: clones of one master carry the same
+filesystem UUIDs, labels, partition GUIDs and LVM names, so anything found on another
+guest's disk would be indistinguishable from the guest's own. Every device carries the
+guest's name as its `group`, which plan_mounts() also checks.
+
+Each device is probed by the appliance's `blkid -p` (one process per device: the same
+low-level probing the initrd does, and the same fields — PART_ENTRY_UUID is the GPT
+partition GUID or, on MBR, the disk signature and partition number)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..customizer.storage.devices import BlockDevice, from_blkid
+
+log = logging.getLogger("vmtailor.offline")
+
+_PARTITION_LABEL = re.compile(r"^(?P<disk>[a-z]+)(?P<number>\d+)$")
+
+
+@dataclass
+class GuestDevices:
+    devices: list[BlockDevice]
+    lvm: bool = False  # its volume groups are active (under a filter): deactivate after
+    warnings: list[str] = field(default_factory=list)
+
+
+def partitions_by_disk(labels: dict[str, str]) -> dict[str, list[tuple[int, str]]]:
+    """{disk label: [(partition number, appliance device)]} from list_disk_labels(),
+    which names a labelled disk's partitions label1, label2, …"""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for label, device in labels.items():
+        m = _PARTITION_LABEL.match(label)
+        if m:
+            out.setdefault(m.group("disk"), []).append((int(m.group("number")), device))
+    for parts in out.values():
+        parts.sort()
+    return out
+
+
+def _blkid(g, path: str) -> dict[str, str]:
+    """blkid's keys for one device; {} for nothing recognisable (an extended
+    partition's stub, an empty disk)."""
+    try:
+        return dict(g.blkid(path))
+    except RuntimeError as exc:
+        log.debug("blkid %s: %s", path, exc)
+        return {}
+
+
+def _disk_devices(g, disk: str, parts: Sequence[tuple[int, str]], group: str):
+    if not parts:  # a filesystem (or PV) on the whole disk
+        return [from_blkid(disk, _blkid(g, disk), disk=disk, group=group)]
+    out = []
+    for number, path in parts:
+        props = _blkid(g, path)
+        out.append(from_blkid(path, props, disk=disk, partition=number, group=group))
+    return out
+
+
+def _lvm_volumes(g, pvs: list[str], group: str) -> list[BlockDevice]:
+    """Activate the guest's volume groups with LVM confined to its own PVs. The filter
+    is what makes this safe: unfiltered, LVM sees every clone's copy of one PV and
+    refuses (or picks one). lvm_set_filter first deactivates whatever was active."""
+    g.lvm_set_filter(pvs)
+    out = []
+    for path in g.lvs():  # /dev/VG/LV
+        _, _, vg, lv = path.split("/", 3)
+        out.append(from_blkid(path, _blkid(g, path), vg=vg, lv=lv, group=group))
+    return out
+
+
+def guest_devices(
+    g,
+    disks: Sequence[str],
+    labels: Sequence[str],
+    partitions: dict[str, list[tuple[int, str]]],
+    group: str,
+) -> GuestDevices:
+    """The devices on `disks` (appliance names, in the guest's order; `labels` their
+    drive labels, `partitions` from partitions_by_disk()), with the LVs of any volume
+    group on them activated."""
+    devices: list[BlockDevice] = []
+    for disk, label in zip(disks, labels, strict=True):
+        devices += _disk_devices(g, disk, partitions.get(label, []), group)
+    found = GuestDevices(devices)
+    pvs = [d.path for d in devices if d.fstype == "LVM2_member"]
+    if pvs:
+        found.lvm = True
+        found.devices += _lvm_volumes(g, pvs, group)
+    return found
+
+
+def release_lvm(g) -> None:
+    """Deactivate the guest's LVs. The filter stays on its PVs until the next guest's
+    replaces it: lvm_clear_filter would reactivate every VG, and clones' duplicate PVs
+    make that fail ("PVs appear on duplicate devices")."""
+    g.vg_activate_all(False)

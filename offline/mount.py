@@ -1,0 +1,119 @@
+"""Mounting one guest's plan inside the appliance, parents first, at the appliance's /
+(the guest's own paths), after refusing filesystems that need a journal replay."""
+
+from __future__ import annotations
+
+import logging
+
+from ..customizer.root import RootError
+from ..customizer.storage.errors import StorageError
+from ..customizer.storage.mount import mount_options
+from ..customizer.storage.plan import Mount, MountPlan, is_under
+from ..customizer.storage.recovery import btrfs_needs_recovery, ext_needs_recovery
+from .guestfs_root import GuestfsRoot, error_text
+
+log = logging.getLogger("vmtailor.offline")
+
+# Unmounting one of these (barriers on, the default) ends with a cache flush of its disk,
+# which QEMU turns into an fdatasync of that image on the host (checked with strace).
+# vfat and the like don't flush: a write there needs g.sync(), which flushes *every* disk
+# in the appliance (~80 ms each here), so it is paid only when such a filesystem changed.
+FLUSHED_ON_UNMOUNT = frozenset({"ext3", "ext4", "xfs", "btrfs"})
+NO_BARRIER = frozenset({"nobarrier", "barrier=0"})
+
+
+def needs_recovery(g, path: str, fstype: str | None) -> str | None:
+    """Why `path` cannot be mounted read-write without a journal replay, or None.
+    ext and btrfs superblocks are read directly (storage's pure checks); XFS's log state
+    only xfs_repair -n can tell, and it also fails on a damaged filesystem."""
+    try:
+        if fstype in ("ext3", "ext4"):
+            if ext_needs_recovery(g.pread_device(path, 1024, 1024)):
+                return "its ext4 journal needs recovery"
+        elif fstype == "btrfs":
+            if btrfs_needs_recovery(g.pread_device(path, 4096, 0x10000)):
+                return "its btrfs log tree needs replaying"
+        elif fstype == "xfs" and g.xfs_repair(path, nomodify=True) != 0:
+            return "xfs_repair -n finds its log dirty or the filesystem damaged"
+    except ValueError as exc:
+        return f"its superblock is not what blkid said ({exc})"
+    except RuntimeError as exc:
+        return f"it cannot be checked ({error_text(exc)})"
+    return None
+
+
+def refuse_unclean(g, plan: MountPlan) -> None:
+    """A clone taken from a running template has an unreplayed journal: mounting it
+    read-write would replay it silently, so it is refused and nothing is written."""
+    for mount in plan.mounts:
+        why = needs_recovery(g, mount.device.path, mount.fstype)
+        if why:
+            raise StorageError(
+                f"the guest's {mount.target} ({mount.fstype}) was not cleanly unmounted: {why}",
+                hint="shut the template down cleanly before cloning it, or fsck the clone",
+            )
+
+
+def _mount_point(g, target: str, readonly: bool) -> str | None:
+    """The appliance path to mount the guest's `target` on, resolved inside the guest (a
+    symlinked /home must not lead elsewhere); created when missing, unless read-only —
+    then None."""
+    root = GuestfsRoot(g)  # fresh: what is mounted changes between calls
+    try:
+        resolved = root.resolve(target)
+        st = root.stat(resolved)
+    except RootError as exc:
+        raise StorageError(f"cannot mount the guest's {target}: {exc}") from None
+    if st is None:
+        if readonly:
+            return None
+        log.warning("the guest has no %s to mount on: creating it", target)
+        g.mkdir_p(resolved)
+    elif st.kind != "dir":
+        raise StorageError(f"cannot mount the guest's {target}: {resolved} is not a directory")
+    return resolved
+
+
+def mount_plan(g, plan: MountPlan, *, readonly: bool) -> tuple[list[Mount], list[str]]:
+    """Mount every planned filesystem; a nofail one that fails is left out (with what is
+    beneath it) as a warning, as the guest's own boot would. Undone by umount_all()."""
+    if not readonly:
+        refuse_unclean(g, plan)
+    warnings: list[str] = []
+    failed: list[str] = []
+    mounted: list[Mount] = []
+    for mount in plan.mounts:
+        if any(is_under(mount.target, t) for t in failed):
+            warnings.append(f"{mount.target}: not mounted, {failed[0]} above it failed")
+            continue
+        where = "/" if mount.target == "/" else _mount_point(g, mount.target, readonly)
+        if where is None:
+            warnings.append(f"{mount.target}: not mounted, the guest has no such directory")
+            failed.append(mount.target)
+            continue
+        options = ",".join(mount_options(mount.fstype, mount.options, readonly=readonly))
+        try:
+            g.mount_vfs(options, mount.fstype, mount.device.path, where)
+        except RuntimeError as exc:
+            if not mount.nofail:
+                raise StorageError(
+                    f"cannot mount the guest's {mount.target}: {error_text(exc)}"
+                ) from None
+            warnings.append(f"{mount.target} (nofail) not mounted: {error_text(exc)}")
+            failed.append(mount.target)
+            continue
+        mounted.append(mount)
+    return mounted, warnings
+
+
+def needs_sync(mounted: list[Mount], changed: set[str]) -> bool:
+    """Whether a change in `changed` (guest paths) is on a mounted filesystem whose
+    unmount does not flush its disk."""
+    for path in changed:
+        owner = max((m for m in mounted if is_under(path, m.target)),
+                    key=lambda m: len(m.target), default=None)  # fmt: skip
+        if owner is None:
+            return True  # not on any of the guest's mounts: be safe
+        if owner.fstype not in FLUSHED_ON_UNMOUNT or NO_BARRIER & set(owner.options):
+            return True
+    return False
