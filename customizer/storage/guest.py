@@ -17,7 +17,7 @@ from .mount import Mounts
 from .plan import Mount, MountPlan, is_under, plan_mounts
 from .probe import look_inside
 from .recovery import needs_recovery
-from .roots import RootCandidate, choose_root
+from .roots import RootCandidate, choose_root, mounted_elsewhere
 
 log = logging.getLogger("vmtailor.storage")
 
@@ -46,20 +46,29 @@ def plan_guest(
     failure: type[Exception] = VmtailorError,
     text: Callable[[Exception], str] = str,
 ) -> FoundGuest:
-    """Look inside every Linux filesystem of one guest with `look` (here: a host mount;
+    """Look inside the Linux filesystems of one guest with `look` (here: a host mount;
     offline: an appliance mount), choose its root and plan its fstab. A filesystem `look`
     cannot mount (it raises `failure`, described by `text`) is a warning, not a failure:
-    it may be data the kernel at hand cannot read."""
-    updated, candidates, warnings = [], [], []
-    for device in devices:
-        found: list[RootCandidate] = []
-        if device.fstype in LINUX_FILESYSTEMS:
-            try:
-                device, found = look(device)
-            except failure as exc:
-                warnings.append(f"cannot look inside {device.describe()}: {text(exc)}")
-        updated.append(device)
-        candidates.extend(found)
+    it may be data the kernel at hand cannot read. The last devices are looked at first
+    (a root is usually the last partition or an LV); what a found root's fstab mounts
+    elsewhere (/boot, /var …) is then not looked inside at all — a mount saved per guest."""
+    updated = list(devices)
+    found: dict[int, list[RootCandidate]] = {}
+    warnings: list[str] = []
+    skip: set[str] = set()
+    for i in reversed(range(len(updated))):
+        device = updated[i]
+        if device.fstype not in LINUX_FILESYSTEMS or device.path in skip:
+            continue
+        try:
+            updated[i], found[i] = look(device)
+        except failure as exc:
+            warnings.append(f"cannot look inside {device.describe()}: {text(exc)}")
+            continue
+        for candidate in found[i]:
+            skip |= mounted_elsewhere(candidate, updated)
+    candidates = [c for i in sorted(found) for c in found[i]]
+    warnings.reverse()  # in device order, like the candidates
     try:
         root = choose_root(candidates, updated)
     except StorageError as exc:

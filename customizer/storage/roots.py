@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from .devices import BlockDevice
 from .errors import StorageError
 from .fstab import parse_fstab
-from .plan import RootLocation, normalize_target
+from .plan import RootLocation, normalize_target, plan_mounts
 
 
 @dataclass(frozen=True)
@@ -87,3 +87,20 @@ def choose_root(
         f"no guest root found: none of the guest's filesystems holds /etc/os-release "
         f"and /etc/fstab (looked in {looked})"
     )
+
+
+def mounted_elsewhere(root: RootCandidate, devices: Sequence[BlockDevice]) -> set[str]:
+    """The devices a root's own fstab mounts somewhere other than / (its /boot, /var …):
+    this guest's, and not roots of it, so they need not be looked inside. Never btrfs
+    (its subvolumes are only known by looking) and nothing when the fstab doesn't plan."""
+    if not root.has_os_release or root.fstab is None:
+        return set()
+    try:
+        plan = plan_mounts(root.fstab, devices, root.location())
+    except StorageError:
+        return set()
+    return {
+        m.device.path
+        for m in plan.mounts
+        if m.target != "/" and m.device.fstype != "btrfs" and m.device.path != root.device.path
+    }

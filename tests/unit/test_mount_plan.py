@@ -18,6 +18,7 @@ from vmtailor.customizer.storage.devices import (
     split_kernel_name,
 )
 from vmtailor.customizer.storage.errors import StorageError
+from vmtailor.customizer.storage.guest import plan_guest
 from vmtailor.customizer.storage.plan import RootLocation, plan_mounts
 from vmtailor.customizer.storage.roots import RootCandidate, choose_root
 
@@ -449,6 +450,59 @@ def test_one_root():
     devices = debian_disk()
     chosen = choose_root([cand(devices[3], None, False), cand(devices[4])], devices)
     assert chosen.device.path == "/dev/vda4" and chosen.location() == RootLocation(devices[4])
+
+
+def looker(roots: dict[str, str | None]):
+    """look() for plan_guest: the devices in `roots` hold os-release and that fstab (None:
+    no fstab); every other filesystem holds neither. Records what it was asked."""
+    asked: list[str] = []
+
+    def look(device):
+        asked.append(device.path)
+        if device.path in roots:
+            return device, [cand(device, roots[device.path])]
+        return device, [cand(device, None, False)]
+
+    return look, asked
+
+
+def test_what_the_root_mounts_elsewhere_is_not_looked_inside():
+    devices = debian_disk()
+    look, asked = looker({"/dev/vda4": DEBIAN_FSTAB})
+    found = plan_guest(devices, look)
+    assert asked == ["/dev/vda4"]  # the last partition first; /boot is in its fstab
+    assert found.root.device.path == "/dev/vda4"
+    assert layout(found.plan)[:2] == [("/", "/dev/vda4", "ext4", ()),
+                                      ("/boot", "/dev/vda3", "ext4", ())]  # fmt: skip
+
+
+def test_a_root_first_in_the_device_order_still_has_its_boot_skipped_only_after():
+    devices = debian_disk()
+    devices[3], devices[4] = devices[4], devices[3]  # root on the earlier device
+    look, asked = looker({"/dev/vda4": DEBIAN_FSTAB})
+    assert plan_guest(devices, look).root.device.path == "/dev/vda4"
+    assert asked == ["/dev/vda3", "/dev/vda4"]
+
+
+def test_a_second_root_is_still_looked_at_and_refused():
+    devices = debian_disk("", "vda") + debian_disk("", "vdb")  # one disk attached twice
+    look, asked = looker({"/dev/vda4": DEBIAN_FSTAB, "/dev/vdb4": DEBIAN_FSTAB})
+    with pytest.raises(StorageError, match="two guest roots"):
+        plan_guest(devices, look)
+    assert {"/dev/vda4", "/dev/vdb4"} <= set(asked)
+
+
+def test_a_filesystem_that_cannot_be_looked_in_is_a_warning():
+    devices = debian_disk()
+
+    def look(device):
+        if device.path == "/dev/vda3":
+            raise StorageError("bad superblock")
+        return device, [cand(device)]
+
+    found = plan_guest(devices, look)
+    assert found.root.device.path == "/dev/vda4"
+    assert not any("vda3" in w for w in found.warnings)  # never asked: its fstab has it
 
 
 def test_two_roots_are_refused():
