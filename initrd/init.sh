@@ -27,6 +27,11 @@ mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /dev/pts /dev/shm $STATE /run/lvm /run/lock/lvm
 exec </dev/console >/dev/console 2>&1
 
+# Python reads /dev/urandom at start (hash seeds, `random`); before the kernel's RNG is
+# ready a read makes the kernel generate jitter entropy first (~1 s under TCG). Start that
+# now, in the background, so it overlaps the driver loading instead of delaying Python.
+head -c 1 /dev/urandom >/dev/null 2>&1 &
+
 timeout=600
 debug=
 read -r cmdline </proc/cmdline
@@ -74,7 +79,7 @@ if [ -z "$debug" ]; then
     ) &
 fi
 
-echo "coldplug start $(cat /proc/uptime)"; vmtailor-coldplug; echo "coldplug end $(cat /proc/uptime)"
+vmtailor-coldplug
 
 # stderr goes to the console live and to a file, so a failure record can quote its end
 mkfifo $STATE/stderr.pipe
