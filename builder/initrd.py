@@ -100,7 +100,7 @@ def write_manifest(inst: Installer, path: str) -> int:
     with open(path, "w", encoding="utf-8") as f:
         f.write("# path\tdebian-package\torigin\n")
         for image, origin in rows:
-            f.write(f"{image}\t{packages.get(origin, '-')}\t{origin or '-'}\n")
+            f.write(f"{image}\t{packages.get(origin, '-')}\t{_portable(origin) or '-'}\n")
     return len(rows)
 
 
@@ -127,3 +127,11 @@ def build_initrd(
     os.unlink(raw)
     shutil.rmtree(staging)
     return InitrdResult(out, manifest, os.path.getsize(out), files)
+
+
+def _portable(origin: str) -> str:
+    """An origin as the manifest shows it: a pip-installed file (jinja2 …) by its path
+    below site-packages, not by where this checkout's venv happens to live — so that the
+    same inputs give the same ISO from any checkout."""
+    head, sep, tail = origin.partition("/site-packages/")
+    return f"site-packages/{tail}" if sep else origin
