@@ -7,6 +7,7 @@ import logging
 
 from ..customizer.root import RootError
 from ..customizer.storage.errors import StorageError
+from ..customizer.storage.guest import mount_in_order
 from ..customizer.storage.mount import mount_options
 from ..customizer.storage.plan import Mount, MountPlan, is_under
 from ..customizer.storage.recovery import btrfs_needs_recovery, ext_needs_recovery
@@ -79,31 +80,15 @@ def mount_plan(g, plan: MountPlan, *, readonly: bool) -> tuple[list[Mount], list
     beneath it) as a warning, as the guest's own boot would. Undone by umount_all()."""
     if not readonly:
         refuse_unclean(g, plan)
-    warnings: list[str] = []
-    failed: list[str] = []
-    mounted: list[Mount] = []
-    for mount in plan.mounts:
-        if any(is_under(mount.target, t) for t in failed):
-            warnings.append(f"{mount.target}: not mounted, {failed[0]} above it failed")
-            continue
-        where = "/" if mount.target == "/" else _mount_point(g, mount.target, readonly)
-        if where is None:
-            warnings.append(f"{mount.target}: not mounted, the guest has no such directory")
-            failed.append(mount.target)
-            continue
+
+    def where(mount: Mount) -> str | None:
+        return "/" if mount.target == "/" else _mount_point(g, mount.target, readonly)
+
+    def attach(mount: Mount, point: str) -> None:
         options = ",".join(mount_options(mount.fstype, mount.options, readonly=readonly))
-        try:
-            g.mount_vfs(options, mount.fstype, mount.device.path, where)
-        except RuntimeError as exc:
-            if not mount.nofail:
-                raise StorageError(
-                    f"cannot mount the guest's {mount.target}: {error_text(exc)}"
-                ) from None
-            warnings.append(f"{mount.target} (nofail) not mounted: {error_text(exc)}")
-            failed.append(mount.target)
-            continue
-        mounted.append(mount)
-    return mounted, warnings
+        g.mount_vfs(options, mount.fstype, mount.device.path, point)
+
+    return mount_in_order(plan, where, attach, RuntimeError, error_text)
 
 
 def needs_sync(mounted: list[Mount], changed: set[str]) -> bool:

@@ -122,6 +122,30 @@ def mount_plan(
     Returns what was mounted, and the warnings."""
     if not readonly:
         refuse_unclean(plan)
+
+    def where(mount: Mount) -> str:
+        return sysroot if mount.target == "/" else _mount_point(sysroot, mount.target)
+
+    def attach(mount: Mount, point: str) -> None:
+        log.debug("mounting %s (%s) on %s", mount.device.path, mount.fstype, mount.target)
+        mounts.mount(mount.device.path, point, mount.fstype, mount.options, readonly=readonly)
+
+    return mount_in_order(plan, where, attach)
+
+
+def mount_in_order(
+    plan: MountPlan,
+    where: Callable[[Mount], str | None],
+    attach: Callable[[Mount, str], None],
+    failure: type[Exception] = VmtailorError,
+    text: Callable[[Exception], str] = str,
+) -> tuple[list[Mount], list[str]]:
+    """Mount the plan parents first: `where(mount)` gives the mount point (None: there is
+    none, and it is left out with a warning), `attach` mounts it there. An attach that
+    fails (raises `failure`, described by `text`) is an error, unless the mount is nofail:
+    then it and what is beneath it are left out as warnings, as the guest's own boot would.
+    Shared by the host (initrd) and the appliance (offline). Returns what was mounted, and
+    the warnings."""
     warnings: list[str] = []
     failed: list[str] = []
     mounted: list[Mount] = []
@@ -129,14 +153,19 @@ def mount_plan(
         if any(is_under(mount.target, t) for t in failed):
             warnings.append(f"{mount.target}: not mounted, {failed[0]} above it failed")
             continue
-        where = sysroot if mount.target == "/" else _mount_point(sysroot, mount.target)
-        log.debug("mounting %s (%s) on %s", mount.device.path, mount.fstype, mount.target)
+        point = where(mount)
+        if point is None:
+            warnings.append(f"{mount.target}: not mounted, the guest has no such directory")
+            failed.append(mount.target)
+            continue
         try:
-            mounts.mount(mount.device.path, where, mount.fstype, mount.options, readonly=readonly)
-        except VmtailorError as exc:
+            attach(mount, point)
+        except failure as exc:
             if not mount.nofail:
-                raise StorageError(f"cannot mount the guest's {mount.target}: {exc}") from None
-            warnings.append(f"{mount.target} (nofail) not mounted: {exc}")
+                raise StorageError(
+                    f"cannot mount the guest's {mount.target}: {text(exc)}"
+                ) from None
+            warnings.append(f"{mount.target} (nofail) not mounted: {text(exc)}")
             failed.append(mount.target)
             continue
         mounted.append(mount)

@@ -4,10 +4,9 @@ removed), plus the fault cases."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from tests.fakes.flow import run_flow, write_media
 from tests.fakes.proxmox import FakeProxmox
 from vmtailor.hypervisors.base import VM, ConnectError, Connection, DriverError, Media, VMNotFound
 from vmtailor.hypervisors.proxmox import ProxmoxDriver, boot_with_cd_first
@@ -57,33 +56,15 @@ def connection(fake, password="secret") -> Connection:
 
 @pytest.fixture
 def media(tmp_path) -> Media:
-    (tmp_path / "vmtailor.iso").write_bytes(b"I" * 4096)
-    (tmp_path / "config.iso").write_bytes(b"C" * 2048)
-    return Media(str(tmp_path / "vmtailor.iso"), str(tmp_path / "config.iso"))
-
-
-def run_flow(driver, vm, media, timeout=5.0):
-    saved = json.loads(json.dumps(driver.snapshot(vm)))
-    placed = None
-    try:
-        placed = driver.upload(vm, media)
-        driver.attach(vm, placed, saved)
-        driver.power_on(vm)
-        off = driver.wait_off(vm, timeout)
-        if not off:
-            driver.power_off(vm)
-        return off, driver.read_result(vm, saved)
-    finally:
-        driver.restore(vm, saved)
-        if placed is not None:
-            driver.discard(vm, placed.to_dict())
+    return write_media(tmp_path)
 
 
 def test_flow_for_two_vms_sends_exactly_these_requests(fake, media):
     before = fake.vm_state()
     with ProxmoxDriver(connection(fake)) as driver:
         for name in ("web01", "web02"):
-            off, result = run_flow(driver, VM(name), media)
+            ran = run_flow(driver, VM(name), media)
+            off, result = ran.off, ran.text
             assert off and result is None  # no serial log on Proxmox
     assert fake.vm_state() == before
 
@@ -182,7 +163,8 @@ def _digest(config):
 def test_timeout_stops_restores_and_cleans_up(fake, media):
     before = fake.vm_state()
     with ProxmoxDriver(connection(fake)) as driver:
-        off, _ = run_flow(driver, VM("stuck"), media, timeout=0.2)
+        ran = run_flow(driver, VM("stuck"), media, timeout=0.2)
+        off = ran.off
     assert not off
     assert ("POST", "/nodes/pve1/qemu/103/status/stop", None) in fake.api_requests()
     assert fake.vm_state() == before

@@ -17,6 +17,7 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from tests.fakes import vcsim
+from tests.fakes.flow import run_flow, write_media
 from vmtailor.hypervisors.base import VM, ConnectError, Connection, DriverError, Media, VMNotFound
 from vmtailor.hypervisors.vsphere import SAVED_KEY, VSphereDriver
 
@@ -62,9 +63,7 @@ def driver(sim):
 
 @pytest.fixture
 def media(tmp_path) -> Media:
-    (tmp_path / "vmtailor.iso").write_bytes(b"ISO" * 5000)
-    (tmp_path / "config.iso").write_bytes(b"{config}")
-    return Media(str(tmp_path / "vmtailor.iso"), str(tmp_path / "config.iso"))
+    return write_media(tmp_path, b"ISO" * 5000, b"{config}")
 
 
 def find(content, name):
@@ -128,25 +127,6 @@ def guest(content, name, serial_path: Path | None, delay=0.3, text=SERIAL):
     return thread
 
 
-def run_flow(driver, vm, media, timeout=30.0):
-    """The order hypervisors/base.py prescribes; restore and discard in a finally."""
-    saved = json.loads(json.dumps(driver.snapshot(vm)))  # it must survive the state file
-    placed = None
-    try:
-        placed = driver.upload(vm, media)
-        driver.attach(vm, placed, saved)
-        driver.power_on(vm)
-        off = driver.wait_off(vm, timeout)
-        if not off:
-            driver.power_off(vm)
-        text = driver.read_result(vm, saved) if off else None
-        return off, text, saved, placed
-    finally:
-        driver.restore(vm, saved)
-        if placed is not None:
-            driver.discard(vm, placed.to_dict())
-
-
 def test_flow_for_two_vms_restores_everything(driver, admin, media):
     names = ["DC0_H0_VM0", "DC0_C0_RP0_VM0"]
     objs = [find(admin, n) for n in names]
@@ -183,7 +163,8 @@ def test_flow_for_two_vms_restores_everything(driver, admin, media):
     driver.power_on = power_on_and_look
     for name, obj, orig in zip(names, objs, before, strict=True):
         guest(admin, name, ds / "vmtailor" / name / "serial.log")
-        off, text, saved, placed = run_flow(driver, VM(name), media)
+        ran = run_flow(driver, VM(name), media)
+        off, text, saved, placed = ran.off, ran.text, ran.saved, ran.placed
         assert off and text == SERIAL
 
         assert placed.iso == f"[LocalDS_0] vmtailor/{name}/vmtailor.iso"
@@ -249,7 +230,8 @@ def test_timeout_detaches_and_restores(driver, admin, media):
     obj = find(admin, name)
     before = state(obj)
     started = time.monotonic()
-    off, text, _, _ = run_flow(driver, VM(name), media, timeout=2)  # nobody powers it off
+    ran = run_flow(driver, VM(name), media, timeout=2)  # nobody powers it off
+    off, text = ran.off, ran.text
     assert not off and text is None
     assert 2 <= time.monotonic() - started < 20
     assert state(obj) == before
@@ -271,7 +253,8 @@ def test_floppy_config_media(driver, admin, tmp_path):
         attached.extend(d for d in state(obj)["devices"] if d not in before["devices"])
 
     driver.attach = attach_and_look
-    off, text, saved, placed = run_flow(driver, VM(name), media)
+    ran = run_flow(driver, VM(name), media)
+    off, text, placed = ran.off, ran.text, ran.placed
     assert off and text == SERIAL
     assert ("VirtualFloppy", placed.config) in [(t, f) for _, t, f in attached]
     assert placed.config == f"[LocalDS_0] vmtailor/{name}/config.flp"

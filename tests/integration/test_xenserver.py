@@ -4,10 +4,9 @@ drive and VDIs gone, HVM boot order exact), and the fault cases."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from tests.fakes.flow import run_flow, write_media
 from tests.fakes.xenapi import SESSION, FakeXen
 from vmtailor.hypervisors.base import VM, ConnectError, Connection, DriverError, Media, VMNotFound
 from vmtailor.hypervisors.xenserver import XenServerDriver, order_with_cd_first
@@ -29,26 +28,7 @@ def connection(fake, password="secret") -> Connection:
 
 @pytest.fixture
 def media(tmp_path) -> Media:
-    (tmp_path / "vmtailor.iso").write_bytes(b"I" * 4096)
-    (tmp_path / "config.iso").write_bytes(b"C" * 2048)
-    return Media(str(tmp_path / "vmtailor.iso"), str(tmp_path / "config.iso"))
-
-
-def run_flow(driver, vm, media, timeout=5.0):
-    saved = json.loads(json.dumps(driver.snapshot(vm)))
-    placed = None
-    try:
-        placed = driver.upload(vm, media)
-        driver.attach(vm, placed, saved)
-        driver.power_on(vm)
-        off = driver.wait_off(vm, timeout)
-        if not off:
-            driver.power_off(vm)
-        return off, driver.read_result(vm, saved)
-    finally:
-        driver.restore(vm, saved)
-        if placed is not None:
-            driver.discard(vm, placed.to_dict())
+    return write_media(tmp_path)
 
 
 def test_flow_for_two_vms_makes_exactly_these_calls(fake, media):
@@ -63,7 +43,8 @@ def test_flow_for_two_vms_makes_exactly_these_calls(fake, media):
 
         driver.power_on = look_then_power_on
         for name in ("web01", "web02"):
-            off, result = run_flow(driver, VM(name), media)
+            ran = run_flow(driver, VM(name), media)
+            off, result = ran.off, ran.text
             assert off and result is None
     assert fake.vm_state() == before
 
@@ -174,7 +155,8 @@ def vbd_record(vm, vdi, userdevice):
 def test_timeout_halts_restores_and_cleans_up(fake, media):
     before = fake.vm_state()
     with XenServerDriver(connection(fake)) as driver:
-        off, _ = run_flow(driver, VM("stuck"), media, timeout=0.3)
+        ran = run_flow(driver, VM("stuck"), media, timeout=0.3)
+        off = ran.off
     assert not off
     assert ("VM.hard_shutdown", "OpaqueRef:vm-stuck") in fake.calls
     assert fake.vm_state() == before

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.fakes.flow import run_flow, write_media
 from vmtailor.hypervisors import hyperv
 from vmtailor.hypervisors.base import VM, ConnectError, Connection, DriverError, Media, VMNotFound
 from vmtailor.hypervisors.hyperv import HyperVDriver, parse_snapshot, ps_quote
@@ -81,24 +82,7 @@ def open_driver(monkeypatch, tmp_path, session, remote="\\\\files\\vmtailor"):
 
 @pytest.fixture
 def media(tmp_path) -> Media:
-    (tmp_path / "vmtailor.iso").write_bytes(b"iso")
-    (tmp_path / "config.iso").write_bytes(b"cfg")
-    return Media(str(tmp_path / "vmtailor.iso"), str(tmp_path / "config.iso"))
-
-
-def run_flow(driver, vm, media, timeout=5.0):
-    saved = json.loads(json.dumps(driver.snapshot(vm)))
-    placed = driver.upload(vm, media)
-    try:
-        driver.attach(vm, placed, saved)
-        driver.power_on(vm)
-        off = driver.wait_off(vm, timeout)
-        if not off:
-            driver.power_off(vm)
-        return off, driver.read_result(vm, saved), placed
-    finally:
-        driver.restore(vm, saved)
-        driver.discard(vm, placed.to_dict())
+    return write_media(tmp_path, b"iso", b"cfg")
 
 
 def check_golden(name: str, scripts: list[str]) -> None:
@@ -113,7 +97,8 @@ def check_golden(name: str, scripts: list[str]) -> None:
 def test_flow_scripts_match_the_golden_file(monkeypatch, tmp_path, media, generation):
     session = FakeSession(generation)
     driver = open_driver(monkeypatch, tmp_path, session)
-    off, result, placed = run_flow(driver, VM("web01"), media)
+    ran = run_flow(driver, VM("web01"), media)
+    off, result, placed = ran.off, ran.text, ran.placed
     assert off and result is None  # a COM port's named pipe can't be read over WinRM
     assert placed.iso == "\\\\files\\vmtailor\\vmtailor\\web01\\vmtailor.iso"
     assert not (tmp_path / "share" / "vmtailor" / "web01").exists()  # discarded
@@ -131,7 +116,8 @@ def test_upload_copies_the_media_into_the_share(monkeypatch, tmp_path, media):
 def test_timeout_turns_the_vm_off_then_restores(monkeypatch, tmp_path, media):
     session = FakeSession(2, runs_for=None)
     driver = open_driver(monkeypatch, tmp_path, session)
-    off, _, _ = run_flow(driver, VM("web01"), media, timeout=0.05)
+    ran = run_flow(driver, VM("web01"), media, timeout=0.05)
+    off = ran.off
     assert not off
     steps = [s for s in session.scripts if "Stop-VM" in s or "Remove-VMDvdDrive" in s]
     assert ["TurnOff" in s for s in steps] == [True, False]  # turned off, then restored

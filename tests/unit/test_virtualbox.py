@@ -5,13 +5,13 @@ run against a live VirtualBox here."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.fakes.flow import run_flow, write_media
 from vmtailor.customizer.run import CommandError
 from vmtailor.hypervisors import virtualbox
 from vmtailor.hypervisors.base import VM, Connection, DriverError, Media, PowerState, VMNotFound
@@ -119,24 +119,7 @@ def driver(vbox):
 
 @pytest.fixture
 def media(tmp_path) -> Media:
-    (tmp_path / "vmtailor.iso").write_bytes(b"iso")
-    (tmp_path / "config.iso").write_bytes(b"cfg")
-    return Media(str(tmp_path / "vmtailor.iso"), str(tmp_path / "config.iso"))
-
-
-def run_flow(driver, vm, media, timeout=5.0):
-    saved = json.loads(json.dumps(driver.snapshot(vm)))
-    placed = driver.upload(vm, media)
-    try:
-        driver.attach(vm, placed, saved)
-        driver.power_on(vm)
-        off = driver.wait_off(vm, timeout)
-        if not off:
-            driver.power_off(vm)
-        return off, driver.read_result(vm, saved)
-    finally:
-        driver.restore(vm, saved)
-        driver.discard(vm, placed.to_dict())
+    return write_media(tmp_path, b"iso", b"cfg")
 
 
 def check_golden(name: str, text: str) -> None:
@@ -148,7 +131,8 @@ def check_golden(name: str, text: str) -> None:
 
 def test_flow_commands_match_the_golden_file(vbox, driver, media, tmp_path):
     before = dict(vbox.info)
-    off, result = run_flow(driver, VM("web01"), media)
+    ran = run_flow(driver, VM("web01"), media)
+    off, result = ran.off, ran.text
     assert off and result == RESULT
     assert vbox.info == before  # slots empty again, boot order and uart exact
     assert not (tmp_path / virtualbox.SERIAL_LOG).exists()
@@ -162,7 +146,8 @@ def test_timeout_powers_off_and_restores(tmp_path, monkeypatch, media):
     before = dict(fake.info)
     conn = Connection(driver="virtualbox", options={"poll_interval": 0.001})
     with VirtualBoxDriver(conn) as driver:
-        off, result = run_flow(driver, VM("web01"), media, timeout=0.05)
+        ran = run_flow(driver, VM("web01"), media, timeout=0.05)
+        off, result = ran.off, ran.text
     assert not off and result is None
     assert ["VBoxManage", "controlvm", "web01", "poweroff"] in fake.commands
     assert fake.info == before
