@@ -10,6 +10,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import resources
 
+from .. import customizer
 from ..customizer.run import run
 from ..initrd import features as featuremod
 from . import cpio, dpkg
@@ -22,6 +23,8 @@ log = logging.getLogger("vmtailor.builder")
 # Copied next to the chosen modules so depmod can index them as the full tree does.
 DEPMOD_INPUTS = ("modules.order", "modules.builtin", "modules.builtin.modinfo")
 ZSTD_LEVEL = "-19"
+# Where vmtailor's packages (customizer/, initrd/ …) live: the manifest names them from here.
+SOURCE_ROOT = os.path.dirname(os.path.dirname(customizer.__file__))
 
 
 @dataclass
@@ -130,8 +133,11 @@ def build_initrd(
 
 
 def _portable(origin: str) -> str:
-    """An origin as the manifest shows it: a pip-installed file (jinja2 …) by its path
-    below site-packages, not by where this checkout's venv happens to live — so that the
-    same inputs give the same ISO from any checkout."""
+    """An origin as the manifest shows it: vmtailor's own files by their path in the
+    package ("vmtailor:customizer/root.py") and a pip-installed file (jinja2 …) by its path
+    below site-packages, not by where this checkout or its venv happens to live — so that
+    the same inputs give the same ISO from any checkout (the build cache is shared)."""
+    if origin.startswith(SOURCE_ROOT + os.sep):
+        return "vmtailor:" + origin[len(SOURCE_ROOT) + 1 :]
     head, sep, tail = origin.partition("/site-packages/")
     return f"site-packages/{tail}" if sep else origin

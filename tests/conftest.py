@@ -53,6 +53,23 @@ def make_root(tmp_path):
     return make
 
 
+def assert_same_bytes(a: str | os.PathLike, b: str | os.PathLike) -> None:
+    """Two files hold the same bytes; if not, say in one line where they part (a bare
+    `==` on megabytes prints a diff of screens of NUL bytes and hides which test it was)."""
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        da, db = fa.read(), fb.read()
+    if da == db:
+        return
+    at = next((i for i, (x, y) in enumerate(zip(da, db, strict=False)) if x != y),
+              min(len(da), len(db)))  # fmt: skip
+    sha = [hashlib.sha256(d).hexdigest()[:12] for d in (da, db)]
+    pytest.fail(
+        f"{a} ({len(da)} bytes, sha256 {sha[0]}) and {b} ({len(db)} bytes, sha256 {sha[1]}) "
+        f"differ from offset {at}: {da[at : at + 16].hex()} vs {db[at : at + 16].hex()}",
+        pytrace=False,
+    )
+
+
 def vmtailor(*args: str, input: str | None = None, check: bool = False):
     """Run the installed `vmtailor` command line for real."""
     return subprocess.run(

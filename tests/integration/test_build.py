@@ -12,6 +12,7 @@ import time
 import pycdlib
 import pytest
 
+from tests.conftest import assert_same_bytes
 from tests.e2e.conftest import build_cached
 from vmtailor.builder.iso import build_iso
 from vmtailor.builder.kmod import ModuleIndex
@@ -97,6 +98,10 @@ def test_manifest_names_debian_packages(manifest):
     assert manifest["/usr/lib/x86_64-linux-gnu/libc.so.6"][0].startswith("libc6")
     assert manifest["/usr/lib/python3.11/json/__init__.py"][0].startswith("libpython3.11")
     assert manifest["/init"][1] == "vmtailor:init.sh"
+    root_py = "/usr/lib/vmtailor/vmtailor/customizer/root.py"
+    assert manifest[root_py] == ("-", "vmtailor:customizer/root.py")
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(features.__file__)))
+    assert not [p for p, (_, origin) in manifest.items() if checkout in origin]  # any checkout
     ko = next(p for p in manifest if p.endswith("/ext4.ko"))
     assert manifest[ko][0].startswith("linux-image-")
 
@@ -144,17 +149,15 @@ def test_cached_rebuild_takes_under_a_second(built, tmp_path):
     again = build_cached(out=str(tmp_path / "again.iso"))
     elapsed = time.monotonic() - started
     assert again.cached and elapsed < 1.0, elapsed
-    assert (tmp_path / "again.iso").read_bytes() == open(built.iso, "rb").read()
+    assert_same_bytes(tmp_path / "again.iso", built.iso)
 
 
 def test_two_builds_are_byte_identical(built, tmp_path):
     fresh = build_iso(str(tmp_path / "fresh.iso"), cache_dir=str(tmp_path / "cache"), epoch=EPOCH)
     assert not fresh.cached
     print(f"cold build: {fresh.seconds:.1f} s")
-    with open(fresh.initrd, "rb") as a, open(built.initrd, "rb") as b:
-        assert a.read() == b.read(), "initrd differs between two builds"
-    with open(fresh.iso, "rb") as a, open(built.iso, "rb") as b:
-        assert a.read() == b.read(), "ISO differs between two builds"
+    assert_same_bytes(fresh.initrd, built.initrd)
+    assert_same_bytes(fresh.iso, built.iso)
 
 
 def test_eltorito_bios_and_efi_entries(built, tmp_path):
@@ -188,6 +191,6 @@ def test_cli_build(built, tmp_path, monkeypatch):
     out = tmp_path / "cli.iso"
     proc = vmtailor("build", "--out", str(out), "--cache-dir", CACHE_DIR, "--firmware", "bios,uefi")
     assert proc.returncode == 0, proc.stderr
-    assert out.read_bytes() == open(built.iso, "rb").read()
+    assert_same_bytes(out, built.iso)
     bad = vmtailor("build", "--out", str(out), "--firmware", "coreboot")
     assert bad.returncode == 1 and "bios, uefi" in bad.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import vmtailor
+from tests.conftest import assert_same_bytes, vmtailor
 from tests.integration import libvirt_fixture as lf
 from vmtailor import hypervisors
 from vmtailor.hypervisors import flow
@@ -271,9 +271,7 @@ def test_pool_upload_attach_restore_discard(env, domain, conn):
             assert placed.iso.startswith(f"volume:{pool_name}/")
             pool.refresh(0)
             assert len(pool.listVolumes()) == 2
-            assert (pool_dir / placed.iso.rpartition("/")[2]).read_bytes() == env[
-                "standin"
-            ].read_bytes()
+            assert_same_bytes(pool_dir / placed.iso.rpartition("/")[2], env["standin"])
             driver.attach(vm, placed, saved)
             assert f"pool='{pool_name}'" in lf.inactive_xml(conn, name)
             driver.restore(vm, saved)

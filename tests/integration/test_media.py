@@ -13,7 +13,7 @@ import time
 import pycdlib
 import pytest
 
-from tests.conftest import vmtailor
+from tests.conftest import assert_same_bytes, vmtailor
 from vmtailor.builder import fat
 from vmtailor.builder.media import write_media
 from vmtailor.customizer import config as configmod
@@ -95,7 +95,7 @@ def test_fat_media_hold_config_and_sources(tmp_path, fmt):
 def test_media_are_reproducible(tmp_path, fmt):
     a = write_media(_config(), SOURCES.__getitem__, str(tmp_path / "a"), fmt)
     b = write_media(_config(), SOURCES.__getitem__, str(tmp_path / "b"), fmt)
-    assert open(a, "rb").read() == open(b, "rb").read()
+    assert_same_bytes(a, b)
 
 
 def test_source_outside_the_config_folder_is_refused(tmp_path):
