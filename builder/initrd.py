@@ -88,7 +88,7 @@ def _depmod(inst: Installer, moddir: str) -> None:
 
 def write_manifest(inst: Installer, path: str) -> int:
     """Every path in the staged tree with its Debian package and origin; bytecode is
-    attributed to its source file."""
+    attributed to its source file (shipped or not)."""
     origins = {i.path: i.origin for i in inst.manifest()}
     rows = []
     for rel in cpio.entries(inst.staging):
@@ -98,6 +98,8 @@ def write_manifest(inst: Installer, path: str) -> int:
             head, _, tail = image.partition("/__pycache__/")
             source = f"{head}/{tail.split('.')[0]}.py"
             origin = origins.get(source, "")
+        elif not origin and image.endswith(".pyc"):  # bytecode in its source's place
+            origin = origins.get(image[:-1], "")
         rows.append((image, origin))
     packages = dpkg.owners(sorted({o for _, o in rows if o.startswith("/")}))
     with open(path, "w", encoding="utf-8") as f:

@@ -145,14 +145,25 @@ def install(
     for ext in [p for p in shipped if p.endswith(".so")]:
         for lib in elf.libraries(os.path.join(inst.staging, ext.lstrip("/"))):
             inst.library(lib)
-    compile_all(inst, python, [f"/usr/lib/{version}", SITE])
+    compile_all(inst, python, [SITE])
+    compile_all(inst, python, [f"/usr/lib/{version}"], sourceless=True)
 
 
-def compile_all(inst: Installer, python: str, folders: list[str]) -> None:
+def compile_all(inst: Installer, python: str, folders: list[str], sourceless: bool = False) -> None:
     """Bytecode for every .py, byte-identical from build to build: hash-based pycs (no
     source mtime inside), a fixed hash seed (set and frozenset constants are marshalled in
-    hash order), and the in-image path as each code object's file name."""
+    hash order), and the in-image path as each code object's file name.
+
+    sourceless: the bytecode takes the source's place (x.py becomes x.pyc beside it) — for
+    the stdlib, whose sources are a sixth of the compressed initrd and a tenth of what the
+    kernel unpacks; vmtailor's own keep theirs, so its tracebacks show the lines."""
     staged = [os.path.join(inst.staging, f.lstrip("/")) for f in folders]
-    argv = [python, "-I", "-m", "compileall", "-q", "-r", "100",
+    argv = [python, "-I", "-m", "compileall", "-q", "-r", "100", *(["-b"] if sourceless else []),
             "--invalidation-mode", "unchecked-hash", "-s", inst.staging, "-p", "/", *staged]  # fmt: skip
     run(argv, env={"PYTHONHASHSEED": "0"})
+    if sourceless:
+        for top in staged:
+            for dirpath, _, filenames in os.walk(top):
+                for name in filenames:
+                    if name.endswith(".py") and os.path.exists(os.path.join(dirpath, name + "c")):
+                        os.unlink(os.path.join(dirpath, name))
