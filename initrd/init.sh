@@ -27,10 +27,16 @@ mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 mkdir -p /dev/pts /dev/shm $STATE /run/lvm /run/lock/lvm
 exec </dev/console >/dev/console 2>&1
 
-# Python reads /dev/urandom at start (hash seeds, `random`); before the kernel's RNG is
-# ready a read makes the kernel generate jitter entropy first (~1 s under TCG). Start that
-# now, in the background, so it overlaps the driver loading instead of delaying Python.
-head -c 1 /dev/urandom >/dev/null 2>&1 &
+# Nothing here reads /dev/urandom: before the kernel's RNG is ready, the first read makes
+# the kernel gather jitter entropy, a busy loop of about a second under TCG on a VM
+# without RDRAND. Python would read it at start for its hash seed, so give it one from
+# the kernel's non-blocking pool (/proc/sys/kernel/random/uuid never waits). Nothing the
+# customization writes needs entropy: the clone makes its own machine-id at next boot.
+read -r uuid </proc/sys/kernel/random/uuid
+seed=${uuid%%-*} # 8 hex digits: within PYTHONHASHSEED's 0..4294967295
+case "$seed" in ????????) ;; *) seed=x ;; esac
+case "$seed" in *[!0-9a-f]*) seed=0 ;; *) seed=$((0x$seed)) ;; esac
+export PYTHONHASHSEED=$seed
 
 timeout=600
 debug=

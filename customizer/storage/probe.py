@@ -6,11 +6,11 @@ usually lives in a subvolume such as @."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import re
 import stat
-import tempfile
 
 from ..errors import VmtailorError
 from ..root import LocalRoot, RootError
@@ -22,6 +22,7 @@ from .roots import RootCandidate
 log = logging.getLogger("vmtailor.storage")
 
 BTRFS_SUBVOL_INODE = 256
+_probe_numbers = itertools.count()
 _SUBVOL_LINE = re.compile(r"^ID (\d+) gen \d+ (?:cgen \d+ )?top level (\d+) .*?path (.*)$")
 
 
@@ -77,11 +78,25 @@ def _btrfs_subvolumes(mnt: str) -> tuple[list[tuple[int | None, int, str]], int,
         return _scan_subvolumes(mnt), 5, False
 
 
+def _fresh_dir(scratch: str) -> str:
+    """A new, empty, private directory under `scratch`. Not tempfile.mkdtemp: importing
+    tempfile seeds `random` from /dev/urandom, and in the initrd that first read makes
+    the kernel gather jitter entropy (about a second of CPU under TCG) for names nobody
+    needs to guess. os.mkdir fails on anything already there, a symlink included."""
+    while True:
+        path = os.path.join(scratch, f"probe-{os.getpid()}-{next(_probe_numbers)}")
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
 def look_inside(device: BlockDevice, scratch: str) -> tuple[BlockDevice, list[RootCandidate]]:
     """Mount `device` read-only at a fresh directory under `scratch`, see what it holds,
     unmount it. Returns the device (with its btrfs subvolumes filled in) and what it saw
     in each place a root could be."""
-    mnt = tempfile.mkdtemp(prefix="probe-", dir=scratch)
+    mnt = _fresh_dir(scratch)
     try:
         with Mounts() as mounts:
             if device.fstype == "btrfs":
