@@ -40,14 +40,17 @@ def find_media(wait: float) -> tuple[str, str]:
     rounds = 0
     while True:
         seen: dict[str, dict[str, str]] = {}
+        blocks = discover.sys_block()
         # floppies last: reading an empty drive costs an I/O error and ~0.4 s, and every
         # PC-like VM has one; a CD or disk holding the media ends the search before it
-        for block in sorted(discover.sys_block(), key=lambda b: b.kind == "floppy"):
-            if block.size == 0 and block.kind != "floppy":  # a floppy's size shows once read
-                continue
-            props = seen[block.path] = discover.blkid(block.path)
-            if props.get("LABEL") == LABEL and props.get("TYPE") in MEDIA_TYPES:
-                return block.path, props["TYPE"]
+        others = [b.path for b in blocks if b.kind != "floppy" and b.size != 0]
+        floppies = [b.path for b in blocks if b.kind == "floppy"]  # size shows once read
+        for paths in (others, floppies):
+            seen.update(discover.blkid_many(paths))
+            for path in paths:
+                props = seen[path]
+                if props.get("LABEL") == LABEL and props.get("TYPE") in MEDIA_TYPES:
+                    return path, props["TYPE"]
         if time.monotonic() >= deadline:
             raise StageError(
                 f"no config media: no CD, floppy or disk labelled {LABEL} appeared in "

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from vmtailor.customizer.config import parse
+from vmtailor.customizer.storage import discover
 from vmtailor.customizer.storage.errors import StorageError
 from vmtailor.customizer.storage.guest import find_guest, mount_guest
 from vmtailor.customizer.storage.mount import Mounts
@@ -68,6 +69,23 @@ def test_debian_by_uuid(guest_copy, attach, sysroot, mountinfo, loops):
         assert any(n.startswith("vmlinuz-") for n in os.listdir(sysroot / "boot"))
         assert [s.reason for s in found.plan.skipped] == ["tmpfs: not on a disk"]
     assert loops(image) == []
+
+
+def test_one_blkid_run_names_each_device_as_one_run_each(guest_image, attach, tmp_path):
+    """blkid_many probes every device in one process; each keeps its own keys, by the
+    name it was asked under (a symlink too), and what blkid cannot name is {}."""
+    link = tmp_path / "root-link"
+    with attach(guest_image("debian"), readonly=True) as devices:
+        paths = [d.path for d in devices]
+        os.symlink(paths[-1], link)
+        asked = [*paths, str(link), "/dev/vmtailor-no-such-device"]
+        together = discover.blkid_many(asked)
+        alone = {path: discover.blkid(path) for path in asked}
+    assert list(together) == asked
+    assert together == alone
+    assert together[str(link)]["UUID"] == together[paths[-1]]["UUID"]
+    assert together["/dev/vmtailor-no-such-device"] == {}
+    assert len({props.get("PART_ENTRY_NUMBER") for props in together.values()}) >= 4
 
 
 def test_el_lvm_xfs_root_and_var(guest_copy, attach, sysroot, mountinfo, loops):
