@@ -1,13 +1,14 @@
 #!/bin/sh
 # /init of the vmtailor customization initrd (busybox sh, PID 1).
 #
-# Mount the API filesystems, arm a watchdog, load drivers by modalias, then run the Python
-# stages (vmtailor.initrd.main). Whatever happens — success, a Python error, a crash, a
-# hang — the VM ends powered off: a hypervisor driver waits for exactly that.
+# Mount the API filesystems, arm a watchdog, load drivers by modalias and meanwhile start
+# the Python stages (vmtailor.initrd.main). Whatever happens — success, a Python error, a
+# crash, a hang — the VM ends powered off: a hypervisor driver waits for exactly that.
 #
 # Contract with vmtailor.initrd.main: it prints the result record itself (between the
-# markers below) and writes /run/vmtailor/result.json, on success and on failure alike.
-# When it exits non-zero without having written that file, this script prints a failure
+# markers below) and writes /run/vmtailor/result.json, on success and on failure alike;
+# it looks for devices only once the file $VMTAILOR_DRIVERS_LOADED names exists. When it
+# exits non-zero without having written result.json, this script prints a failure
 # record in its place. Powering off is this script's job, not Python's.
 #
 # Kernel command line: vmtailor.timeout=SECONDS (watchdog, default 600),
@@ -85,13 +86,22 @@ if [ -z "$debug" ]; then
     ) &
 fi
 
-vmtailor-coldplug
+# Drivers load in the background while Python starts: both take about a second under
+# TCG, and loading drivers waits on the hardware (bus resets, device scans) — time Python
+# fills with its imports. The config stage waits for DRIVERS_LOADED before it looks for
+# any device.
+DRIVERS_LOADED=$STATE/drivers.loaded
+(
+    vmtailor-coldplug
+    : >$DRIVERS_LOADED
+) &
 
 # stderr goes to the console live and to a file, so a failure record can quote its end
 mkfifo $STATE/stderr.pipe
 tee $STATE/python.err <$STATE/stderr.pipe >&2 &
 tee_pid=$!
-PYTHONPATH=/usr/lib/vmtailor PYTHONUNBUFFERED=1 PYTHONUTF8=1 PYTHONDONTWRITEBYTECODE=1 \
+VMTAILOR_DRIVERS_LOADED=$DRIVERS_LOADED \
+    PYTHONPATH=/usr/lib/vmtailor PYTHONUNBUFFERED=1 PYTHONUTF8=1 PYTHONDONTWRITEBYTECODE=1 \
     python3 -S -m vmtailor.initrd.main 2>$STATE/stderr.pipe
 status=$?
 wait $tee_pid

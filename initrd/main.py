@@ -65,7 +65,7 @@ def run(ctx: Context, stages=STAGES) -> State:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
     args = kernel_args()
-    ctx = Context()
+    ctx = Context(drivers_loaded=os.environ.get("VMTAILOR_DRIVERS_LOADED") or None)
     try:
         ctx.wait = float(args.get("vmtailor.wait", ctx.wait))
     except ValueError:

@@ -48,6 +48,7 @@ class Context:
     run_dir: str = RUN_DIR
     sysroot: str = SYSROOT
     wait: float = 60.0  # seconds to wait for the config media to appear
+    drivers_loaded: str | None = None  # a file /init makes once drivers are loaded
     disks: list[str] | None = None  # look for the guest on these disks only (None: all)
     config: Any = None  # vmtailor.customizer.config.Config
     sources: Callable[[str], bytes] | None = None

@@ -33,6 +33,18 @@ def _seen(found: dict[str, dict[str, str]]) -> str:
     return ", ".join(parts) or "no block devices at all"
 
 
+def wait_for_drivers(marker: str | None, wait: float) -> None:
+    """Until /init's driver loading is done (the `marker` file exists): devices appear
+    as their drivers load. After `wait` seconds, look anyway — find_media loads drivers
+    itself when nothing is there."""
+    deadline = time.monotonic() + wait
+    while marker and not os.path.exists(marker):
+        if time.monotonic() >= deadline:
+            say(f"drivers still loading after {wait:g} s: looking for the media anyway")
+            return
+        time.sleep(0.02)
+
+
 def find_media(wait: float) -> tuple[str, str]:
     """(device, fstype) of the config media, polling until it appears or `wait` runs out:
     a CD or a SCSI disk can show up after the first look."""
@@ -95,6 +107,7 @@ def load_config(top: str):
 
 
 def stage(state: State, ctx: Context) -> None:
+    wait_for_drivers(ctx.drivers_loaded, ctx.wait)
     device, fstype = find_media(ctx.wait)
     say(f"config media: {device} ({fstype})")
     state.config_device = device
