@@ -94,13 +94,12 @@ def blkid_many(paths: Sequence[str]) -> dict[str, dict[str, str]]:
         return found
     proc = run(["blkid", "-p", "-o", "export", *paths], check=False, timeout=60 * len(paths))
     # one block of KEY=value lines per device it could name, each opened by DEVNAME=
-    device = None
-    for line in proc.stdout.decode("utf-8", "replace").splitlines(keepends=True):
+    props = None
+    for line in proc.stdout.decode("utf-8", "replace").splitlines():
         if line.startswith("DEVNAME="):
-            device = line[len("DEVNAME=") :].rstrip("\n")
-            device = device if device in found else None
-        elif device is not None:
-            found[device].update(parse_blkid_export(line))
+            props = found.get(line.removeprefix("DEVNAME="))
+        elif props is not None:
+            props.update(parse_blkid_export(line))
     return found
 
 
@@ -136,10 +135,9 @@ def logical_volumes(devices: Sequence[BlockDevice], mounts: Mounts) -> list[Bloc
     mounts.push("deactivate LVM", lambda: lvm.deactivate([lv.vg for lv in lvs], pvs))
     group = devices[0].group
     props = blkid_many([lv.dm_path for lv in lvs])
-    out = []
-    for lv in lvs:
-        out.append(from_blkid(lv.dm_path, props[lv.dm_path], vg=lv.vg, lv=lv.lv, group=group))
-    return out
+    return [
+        from_blkid(lv.dm_path, props[lv.dm_path], vg=lv.vg, lv=lv.lv, group=group) for lv in lvs
+    ]
 
 
 def scan_btrfs(devices: Sequence[BlockDevice]) -> None:
