@@ -159,6 +159,8 @@ class Db:
 
 @dataclass
 class Accounts:
+    """The guest's four account databases, loaded through the plan."""
+
     passwd: Db
     shadow: Db
     group: Db
@@ -217,6 +219,8 @@ class Accounts:
 
 @dataclass
 class Defaults:
+    """The guest's defaults for new accounts (login.defs, useradd): ids, ageing, home, shell."""
+
     uid: tuple[int, int] = (1000, 60000)
     gid: tuple[int, int] = (1000, 60000)
     sys_uid: tuple[int, int] = (100, 999)

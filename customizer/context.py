@@ -20,6 +20,8 @@ def no_sources(name: str) -> bytes:
 
 @dataclass
 class Context:
+    """What every operation plans against: the config, the guest, the plan."""
+
     config: Config
     guest: Guest
     plan: Plan

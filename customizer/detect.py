@@ -17,6 +17,8 @@ class DetectError(VmtailorError):
 
 @dataclass
 class Guest:
+    """What detect() found out about the guest: family, release, init, network stacks."""
+
     family: Family
     os_id: str
     version: str
@@ -183,6 +185,8 @@ def openrc_enabled(root: Root, service: str) -> bool:
 
 @dataclass(frozen=True)
 class _Stack:
+    """How to tell that one network stack is installed, and whether it runs."""
+
     name: str
     families: tuple[str, ...]  # families the stack can appear in ("" for any)
     markers: tuple[str, ...]  # any of these present: installed

@@ -26,6 +26,8 @@ log = logging.getLogger("vmtailor")
 
 @dataclass
 class ApplyResult:
+    """What one apply did (or, dry run, would do) to one guest."""
+
     guest: Guest
     changes: list[Change]
     dry_run: bool

@@ -40,6 +40,8 @@ def _no_fault(step: str) -> None:
 
 @dataclass
 class RevertResult:
+    """What a revert put back, removed and had to keep."""
+
     restored: list[str]
     removed: list[str]
     kept: list[str]  # directories vmtailor made that now hold files it did not make

@@ -30,6 +30,8 @@ class State:
 
 @dataclass(frozen=True)
 class Change:
+    """One planned change to one guest path."""
+
     path: str  # resolved guest path
     action: str  # "create", "modify", "delete", "mkdir", "symlink", "chmod"
     old: Stat | None

@@ -27,6 +27,8 @@ class RootError(VmtailorError):
 
 @dataclass(frozen=True)
 class Stat:
+    """What the engine needs to know of a guest path's inode."""
+
     kind: str  # "file", "dir", "symlink" or "other"
     mode: int  # permission bits only (0o7777)
     uid: int

@@ -16,6 +16,8 @@ HEADER = "# Written by vmtailor from the config's network key.\n"
 
 @dataclass
 class Stanza:
+    """One iface stanza of /etc/network/interfaces, as written."""
+
     name: str
     family: str  # "inet" or "inet6"
     method: str  # "static", "dhcp", "manual", "auto", "loopback"
@@ -143,6 +145,8 @@ def is_physical(name: str) -> bool:
 
 @dataclass
 class _Line:
+    """One logical line of an interfaces file, as read."""
+
     raw: str  # one logical line, continuations included, with its newline
     kind: str  # "start", "option", "comment", "blank"
     words: list[str]

@@ -16,6 +16,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 @dataclass(frozen=True)
 class Route:
+    """One static route of a device."""
+
     to: str  # "default" or a network in CIDR form
     via: IPAddress | None
     metric: int | None = None
@@ -98,6 +100,8 @@ class Device:
 
 @dataclass(frozen=True)
 class NetworkState:
+    """The config's network, resolved: every device, in config order."""
+
     devices: tuple[Device, ...]
 
     @property

@@ -207,6 +207,8 @@ def render_runner(remove_hook: str) -> str:
 # -- boot hooks: how each init system starts the runner, and how the runner removes it ------
 @dataclass(frozen=True)
 class Hook:
+    """How one init system starts the first-boot runner, and how it is removed."""
+
     install: Callable[[Context], None]
     removal: Callable[[Context], str]  # shell lines of the runner's remove_hook()
 

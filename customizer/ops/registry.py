@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Operation:
+    """One step of the engine: the config keys it consumes and how it plans them."""
+
     name: str
     keys: tuple[str, ...]  # top-level config keys this operation consumes
     order: int  # apply order: lower first

@@ -17,12 +17,16 @@ NOT_FILESYSTEMS = frozenset({"LVM2_member", "crypto_LUKS", "swap", "linux_raid_m
 
 @dataclass(frozen=True)
 class Subvolume:
+    """A btrfs subvolume, by id and path from the top level."""
+
     id: int
     path: str  # relative to the btrfs top level, no leading slash: "@", "@home"
 
 
 @dataclass(frozen=True)
 class BlockDevice:
+    """A block device as blkid sees it: what it holds and where it sits."""
+
     path: str  # how to reach it here and now: /dev/vda2, /dev/mapper/vg-root
     fstype: str | None = None  # blkid TYPE: ext4, xfs, btrfs, swap, crypto_LUKS, LVM2_member
     uuid: str | None = None

@@ -22,6 +22,8 @@ _NEVER = ("ram", "zram", "dm-", "md")
 
 @dataclass(frozen=True)
 class SysBlock:
+    """A block device as /sys/block describes it."""
+
     name: str  # vda2
     disk: str  # vda (itself for a whole disk)
     partition: int | None

@@ -30,6 +30,8 @@ def split_options(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class FstabEntry:
+    """One line of the guest's /etc/fstab."""
+
     spec: str  # what to mount: UUID=…, LABEL=…, /dev/…, a server path, "none"
     target: str  # where: "/", "/boot", "none" or "swap" for swap
     fstype: str
@@ -69,6 +71,8 @@ TAGS = ("UUID", "LABEL", "PARTUUID", "PARTLABEL")
 
 @dataclass
 class Fstab:
+    """The guest's /etc/fstab: its entries, and a warning for each line it ignored."""
+
     entries: list[FstabEntry] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 

@@ -24,6 +24,8 @@ log = logging.getLogger("vmtailor.storage")
 
 @dataclass
 class FoundGuest:
+    """The guest's root, its mount plan and the devices it was found among."""
+
     root: RootCandidate
     plan: MountPlan
     devices: list[BlockDevice]

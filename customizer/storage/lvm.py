@@ -19,6 +19,8 @@ CONFIG = (
 
 @dataclass(frozen=True)
 class LogicalVolume:
+    """One LVM logical volume, as lvs reports it."""
+
     vg: str
     lv: str
     path: str  # /dev/vg/lv

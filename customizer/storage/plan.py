@@ -46,6 +46,8 @@ class RootLocation:
 
 @dataclass(frozen=True)
 class Mount:
+    """One filesystem of the guest to mount, resolved to its device."""
+
     target: str  # guest path
     device: BlockDevice
     fstype: str
@@ -67,6 +69,8 @@ class Mount:
 
 @dataclass(frozen=True)
 class Skipped:
+    """An fstab entry that is not mounted, and why."""
+
     target: str
     spec: str
     reason: str
@@ -75,6 +79,8 @@ class Skipped:
 
 @dataclass
 class MountPlan:
+    """Where the guest's root is and what to mount on it, parents first."""
+
     root: RootLocation
     mounts: list[Mount] = field(default_factory=list)  # parents first; mounts[0] is /
     skipped: list[Skipped] = field(default_factory=list)

@@ -14,6 +14,8 @@ from .plan import RootLocation, normalize_target, plan_mounts
 
 @dataclass(frozen=True)
 class RootCandidate:
+    """A filesystem (or btrfs subvolume) that may hold the guest's root."""
+
     device: BlockDevice
     # btrfs: the subvolume looked in, from the top level ("" is the top level itself);
     # None on other filesystems

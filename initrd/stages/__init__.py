@@ -25,6 +25,8 @@ SYSROOT = "/sysroot"
 
 @dataclass
 class State:
+    """What the stages did so far: serialisable, and the result record's source."""
+
     status: str = "running"  # then ok or error
     reason: str | None = None
     failed_stage: str | None = None
@@ -44,6 +46,8 @@ class State:
 
 @dataclass
 class Context:
+    """The live things the stages share: mounts, paths, config, the found guest."""
+
     mounts: Mounts = field(default_factory=Mounts)
     run_dir: str = RUN_DIR
     sysroot: str = SYSROOT

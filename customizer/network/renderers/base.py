@@ -12,6 +12,8 @@ from ..state import NetworkState
 
 @dataclass(frozen=True)
 class File:
+    """One file a renderer writes: its text and mode."""
+
     content: str
     mode: int = 0o644
 
