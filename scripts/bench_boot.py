@@ -11,6 +11,8 @@
 - initrd size (target: at most 20 MB), ISO size.
 - the smallest guest RAM that still customizes the guest (target: 256 MB).
 - ISO build time, cold (empty cache) and cached.
+- where the customization's time goes: one more boot of each, its serial console stamped
+  line by line on the host (firmware and initrd load, unpack, kernel, Python, stages).
 
 The guest fixture is built on first use (minutes; cached, see scripts/guest_disks).
 
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +35,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import guest_disks  # noqa: E402
 
-from tests.e2e.qemu import boot  # noqa: E402
+from tests.e2e.qemu import boot, command  # noqa: E402
 from vmtailor.builder import boot as bootmod  # noqa: E402
 from vmtailor.builder import cpio  # noqa: E402
 from vmtailor.builder.iso import build_iso  # noqa: E402
@@ -43,6 +47,15 @@ from vmtailor.initrd.image import ISO_LABEL, KERNEL_CMDLINE  # noqa: E402
 
 FLOOR_INIT = b"#!/bin/sh\n/bin/busybox poweroff -f\n"
 MEMORY_STEPS = (96, 128, 160, 192, 256, 384, 512)
+# (phase, the serial line that ends it); a phase's time runs from the previous one's end
+PHASES = (
+    ("firmware, isolinux, kernel load", r"Linux version"),
+    ("kernel to initrd unpack", r"Trying to unpack rootfs"),
+    ("initrd unpack", r"Freeing initrd memory"),
+    ("kernel init", r"Run /init"),
+    ("drivers, Python start, imports", r"\[started\] config"),
+    ("stages, report, power-off", r"reboot: Power down"),
+)
 
 
 def floor_iso(kernel: str, workdir: str) -> str:
@@ -92,6 +105,32 @@ def timed_boot(iso: str, guest: Guest, media: str):
     if not vm.powered_off:
         raise SystemExit(f"{iso}: did not power off\n{vm.log[-2000:]}")
     return vm
+
+
+def timeline(iso: str, guest: Guest, media: str) -> dict[str, float]:
+    """{phase: seconds} of one boot, from its serial lines stamped as QEMU writes them."""
+    argv = ["timeout", "180", *command(iso, "/dev/stdout", disks=guest.disks(), cdroms=[media])]
+    ends, started = {}, time.monotonic()
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL) as proc:  # fmt: skip
+        for line in proc.stdout:
+            now = time.monotonic() - started
+            for phase, pattern in PHASES:
+                if phase not in ends and re.search(pattern, line.decode(errors="replace")):
+                    ends[phase] = now
+    out, last = {}, 0.0
+    for phase, _ in PHASES:
+        if phase in ends:
+            out[phase], last = ends[phase] - last, ends[phase]
+    return out
+
+
+def print_timelines(floor: str, iso: str, media: str, guest: Guest) -> None:
+    a, b = timeline(floor, guest, media), timeline(iso, guest, media)
+    print("where the time goes (one boot each, s):   floor    ISO", flush=True)
+    for phase, _ in PHASES:
+        fa, fb = (f"{t[phase]:6.2f}" if phase in t else "     -" for t in (a, b))
+        print(f"  {phase:38} {fa} {fb}", flush=True)
 
 
 def min_memory(iso: str, media: str, guest: Guest) -> int | None:
@@ -149,6 +188,7 @@ def main() -> int:
         print(f"  -> {ratio:.2f}x (target <= 1.6x)", flush=True)
         if result.get("status") != "ok":
             raise SystemExit("the bench customization failed: the ratio above means nothing")
+        print_timelines(floor, cold.iso, media, guest)
         compare("boot to power-off, no guest disk", floor, cold.iso, media, Guest(None), args.runs)
         print("smallest guest RAM that customizes the guest (target 256 MB):", flush=True)
         found = min_memory(cold.iso, media, guest)
