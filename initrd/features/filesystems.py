@@ -1,12 +1,15 @@
 """Filesystems a guest or its config media may use. ext4 and btrfs pull crc32c in through
-their softdeps; the nls tables are what vfat and isofs ask for when mounting."""
+their softdeps; the nls tables are what vfat and isofs ask for when mounting.
+xfs_logprint tells a dirty XFS log (a clone of a running template) from a clean one, so
+it is refused rather than replayed; ext4 and btrfs say so in their superblocks."""
 
 from . import Feature
 
 FEATURE = Feature(
     name="filesystems",
-    summary="ext4, xfs, btrfs, vfat, isofs, device-mapper",
+    summary="ext4, xfs, btrfs, vfat, isofs, device-mapper; xfs_logprint",
     depends=("base",),
+    binaries=("xfs_logprint",),
     kernel_modules=(
         "ext4",
         "xfs",

@@ -50,3 +50,16 @@ def btrfs_lock() -> Iterator[None]:
             yield
         finally:
             subprocess.run(["btrfs", "device", "scan", "--forget"], capture_output=True)
+
+
+def dirty_xfs_log(device: str, scratch: str | Path) -> None:
+    """Leave the XFS on `device` as a clone of a running template has it: changes in its
+    log, never replayed (written, fsynced, then the filesystem shut down under them)."""
+    subprocess.run(["mount", device, str(scratch)], check=True)
+    try:
+        for i in range(20):
+            (Path(scratch) / f"file{i}").write_text("x")
+        subprocess.run(["xfs_io", "-c", "fsync", f"{scratch}/file0"], check=True)
+        subprocess.run(["xfs_io", "-x", "-c", "shutdown", str(scratch)], check=True)
+    finally:
+        subprocess.run(["umount", str(scratch)], check=True)

@@ -6,7 +6,8 @@ code. Then the Debian template, customized, boots on its own: its new hostname s
 the serial console and the first-boot script runs on the first boot only.
 
 Boots: debian, el-lvm and btrfs with SeaBIOS and with OVMF; the broken guests once each
-(nofstab with SeaBIOS, luks with OVMF); the customized Debian twice more on its own."""
+(nofstab with SeaBIOS, luks with OVMF, el-lvm with a dirty XFS log with SeaBIOS); the
+customized Debian twice more on its own."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import guest_disks
 import pytest
-from guest_disks.host import attached_guest, btrfs_lock
+from guest_disks.host import attached_guest, btrfs_lock, dirty_xfs_log
 
 from tests.e2e.qemu import boot
 from vmtailor.builder.media import write_media
@@ -207,6 +208,28 @@ def test_broken_guest_fails_cleanly(customization_iso, tmp_path, name, firmware,
     assert reason in vm.result["reason"]
     assert vm.result["changes"] == [] and vm.result["mounts"] == []
     assert "[failed] disks: " in vm.log
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == before  # not a byte written
+
+
+def test_dirty_xfs_log_fails_cleanly(customization_iso, tmp_path):
+    """A clone of a running EL template: /var's XFS log holds changes never replayed. The
+    initrd tells (xfs_logprint) and refuses before anything is mounted read-write."""
+    image = tmp_path / "el-lvm.raw"
+    subprocess.run(
+        ["cp", "--sparse=always", str(guest_disks.image("el-lvm")), str(image)], check=True
+    )
+    with attached_guest(image) as devices:
+        dirty_xfs_log(next(d.path for d in devices if d.lv == "var"), tmp_path)
+    before = hashlib.sha256(image.read_bytes()).hexdigest()
+    media = tmp_path / "config.iso"
+    write_media(config("web01"), lambda source: ISSUE, str(media))
+    vm = boot(customization_iso.iso, disks=[str(image)], cdroms=[str(media)], timeout=400)
+    assert vm.powered_off and vm.result is not None, vm.log[-4000:]
+    assert vm.result["status"] == "error", vm.result
+    assert (
+        "the guest's /var) was not cleanly unmounted: its XFS log is dirty" in vm.result["reason"]
+    )
+    assert vm.result["changes"] == []
     assert hashlib.sha256(image.read_bytes()).hexdigest() == before  # not a byte written
 
 

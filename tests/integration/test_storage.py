@@ -10,6 +10,7 @@ import os
 import subprocess
 
 import pytest
+from guest_disks.host import dirty_xfs_log
 
 from vmtailor.customizer.config import parse
 from vmtailor.customizer.storage import discover
@@ -204,16 +205,7 @@ def test_dirty_xfs_log_is_refused(guest_copy, attach, sysroot, tmp_path):
     image = guest_copy("el-lvm")
     with attach(image) as devices:
         var = next(d.path for d in devices if d.lv == "var")
-        scratch = tmp_path / "var"
-        scratch.mkdir()
-        subprocess.run(["mount", var, str(scratch)], check=True)
-        try:
-            for i in range(20):
-                (scratch / f"file{i}").write_text("x")
-            subprocess.run(["xfs_io", "-c", "fsync", str(scratch / "file0")], check=True)
-            subprocess.run(["xfs_io", "-x", "-c", "shutdown", str(scratch)], check=True)
-        finally:
-            subprocess.run(["umount", str(scratch)], check=True)
+        dirty_xfs_log(var, tmp_path)
         with (
             Mounts() as mounts,
             pytest.raises(

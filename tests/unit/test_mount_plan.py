@@ -655,3 +655,13 @@ def test_superblock_recovery_flags():
     assert not recovery.btrfs_needs_recovery(bytes(btrfs))
     btrfs[0x60:0x68] = (30408704).to_bytes(8, "little")
     assert recovery.btrfs_needs_recovery(bytes(btrfs))
+
+
+def test_xfs_log_state_from_xfs_logprint():
+    header = "xfs_logprint:\n    data device: 0xfd00\n    log device: 0xfd00 daddr: 307248\n\n"
+    dirty = header + "    log tail: 2 head: 18 state: <DIRTY>\n\n\nLOG REC AT LSN cycle 1 block 2\n"
+    assert recovery.xfs_log_state(dirty) == "DIRTY"
+    assert recovery.xfs_log_state(header + "    log tail: 2 head: 2 state: <CLEAN>\n") == "CLEAN"
+    # a transaction's text that looks like a state line does not count: only the header's
+    assert recovery.xfs_log_state(header + "TRANS: state: <CLEAN>\n") is None
+    assert recovery.xfs_log_state("") is None
