@@ -113,10 +113,10 @@ def timeline(iso: str, guest: Guest, media: str) -> dict[str, float]:
     ends, started = {}, time.monotonic()
     with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL) as proc:  # fmt: skip
-        for line in proc.stdout:
-            now = time.monotonic() - started
+        for raw in proc.stdout:
+            now, line = time.monotonic() - started, raw.decode(errors="replace")
             for phase, pattern in PHASES:
-                if phase not in ends and re.search(pattern, line.decode(errors="replace")):
+                if phase not in ends and re.search(pattern, line):
                     ends[phase] = now
     out, last = {}, 0.0
     for phase, _ in PHASES:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,14 +53,15 @@ def btrfs_lock() -> Iterator[None]:
             subprocess.run(["btrfs", "device", "scan", "--forget"], capture_output=True)
 
 
-def dirty_xfs_log(device: str, scratch: str | Path) -> None:
+def dirty_xfs_log(device: str) -> None:
     """Leave the XFS on `device` as a clone of a running template has it: changes in its
     log, never replayed (written, fsynced, then the filesystem shut down under them)."""
-    subprocess.run(["mount", device, str(scratch)], check=True)
-    try:
-        for i in range(20):
-            (Path(scratch) / f"file{i}").write_text("x")
-        subprocess.run(["xfs_io", "-c", "fsync", f"{scratch}/file0"], check=True)
-        subprocess.run(["xfs_io", "-x", "-c", "shutdown", str(scratch)], check=True)
-    finally:
-        subprocess.run(["umount", str(scratch)], check=True)
+    with tempfile.TemporaryDirectory(prefix="vmtailor-xfs-") as scratch:
+        subprocess.run(["mount", device, scratch], check=True)
+        try:
+            for i in range(20):
+                Path(scratch, f"file{i}").write_text("x")
+            subprocess.run(["xfs_io", "-c", "fsync", f"{scratch}/file0"], check=True)
+            subprocess.run(["xfs_io", "-x", "-c", "shutdown", scratch], check=True)
+        finally:
+            subprocess.run(["umount", scratch], check=True)

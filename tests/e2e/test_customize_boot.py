@@ -219,7 +219,7 @@ def test_dirty_xfs_log_fails_cleanly(customization_iso, tmp_path):
         ["cp", "--sparse=always", str(guest_disks.image("el-lvm")), str(image)], check=True
     )
     with attached_guest(image) as devices:
-        dirty_xfs_log(next(d.path for d in devices if d.lv == "var"), tmp_path)
+        dirty_xfs_log(next(d.path for d in devices if d.lv == "var"))
     before = hashlib.sha256(image.read_bytes()).hexdigest()
     media = tmp_path / "config.iso"
     write_media(config("web01"), lambda source: ISSUE, str(media))

@@ -201,11 +201,11 @@ def test_unclean_ext4_is_refused_but_readable(guest_copy, attach, sysroot, mount
             assert (sysroot / "etc/fstab").exists()
 
 
-def test_dirty_xfs_log_is_refused(guest_copy, attach, sysroot, tmp_path):
+def test_dirty_xfs_log_is_refused(guest_copy, attach, sysroot):
     image = guest_copy("el-lvm")
     with attach(image) as devices:
         var = next(d.path for d in devices if d.lv == "var")
-        dirty_xfs_log(var, tmp_path)
+        dirty_xfs_log(var)
         with (
             Mounts() as mounts,
             pytest.raises(
