@@ -44,6 +44,7 @@ def sh(*argv: str, input: bytes | None = None, check: bool = True, **kw) -> str:
 @dataclass(frozen=True)
 class Loop:
     device: str  # /dev/loop3
+    seq: str  # the kernel's diskseq of this attachment: it changes at every attach and detach
 
     def part(self, number: int) -> str:
         return f"{self.device}p{number}"
@@ -77,7 +78,7 @@ def attached(
     if size:
         argv += ["--sizelimit", str(size)]
     device = sh(*argv, image).strip()
-    loop = Loop(device)
+    loop = Loop(device, disk_seq(device))
     try:
         if not offset:
             sh("partx", "-a", device, check=False)  # no partition table is fine too
@@ -86,20 +87,34 @@ def attached(
             _wait_for([f"/dev/{p}" for p in parts])
         yield loop
     finally:
-        detach(device)
+        detach(loop)
 
 
-def detach(device: str) -> None:
-    """Detach and wait until the kernel has let go: `losetup -d` of a device a
-    just-unmounted filesystem still holds only marks it to go when last closed."""
+def disk_seq(device: str) -> str:
+    """The kernel's sequence number of what `device` holds now, "" if there is no such
+    device."""
+    try:
+        with open(f"/sys/class/block/{os.path.basename(device)}/diskseq") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def detach(loop: Loop) -> None:
+    """Detach and wait until the kernel has let go. `losetup -d` of a device that a
+    just-unmounted filesystem still holds only marks it to go when last closed, and
+    then another process (another test worker) may attach an image to the same
+    device at once: so it is asked once only, and the wait ends when the device holds
+    nothing or holds something else (a new diskseq)."""
+    device = loop.device
     sh("partx", "-d", device, check=False)
+    sh("losetup", "-d", device)
     backing = f"/sys/class/block/{os.path.basename(device)}/loop/backing_file"
     for _ in range(100):
-        subprocess.run(["losetup", "-d", device], capture_output=True)
-        if not os.path.exists(backing):
+        if not os.path.exists(backing) or disk_seq(device) != loop.seq:
             return
         time.sleep(0.1)
-    raise RuntimeError(f"cannot detach {device}")
+    raise RuntimeError(f"cannot detach {device}: something still holds it")
 
 
 @contextlib.contextmanager
