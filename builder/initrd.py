@@ -64,18 +64,20 @@ def stage(
     for dest, content in sorted((overlay or {}).items()):
         inst.data(dest, content, 0o644, origin="overlay")
     if any(f.busybox_applets for f in wanted):
-        _busybox_applets(inst)  # last: real tools installed above keep their names
+        reserved = {path for f in wanted for path in f.reserved}
+        _busybox_applets(inst, reserved)  # last: real tools installed above keep their names
     if inst.kernel_modules:
         _depmod(inst, moddir)
     return inst
 
 
-def _busybox_applets(inst: Installer) -> None:
+def _busybox_applets(inst: Installer, reserved: set[str]) -> None:
     busybox = inst.binary("/bin/busybox")
     listing = run([os.path.join(inst.staging, busybox.lstrip("/")), "--list-full"]).stdout
     for rel in sorted(listing.decode().split()):
         dest = image_path("/" + rel)
-        inst.symlink(dest, os.path.relpath(busybox, os.path.dirname(dest)))
+        if dest not in reserved:
+            inst.symlink(dest, os.path.relpath(busybox, os.path.dirname(dest)))
 
 
 def _depmod(inst: Installer, moddir: str) -> None:

@@ -14,6 +14,10 @@
 # Kernel command line: vmtailor.timeout=SECONDS (watchdog, default 600),
 # vmtailor.debug (a shell at the end instead of powering off, no watchdog).
 
+# Only now is there a /sbin/modprobe for the kernel to run (see initrd/features/base.py):
+# what it asked for while it initialised is nothing this initrd has.
+ln -s ../bin/kmod /usr/sbin/modprobe
+
 export PATH=/usr/sbin:/usr/bin
 export HOME=/root
 BEGIN='-----BEGIN VMTAILOR RESULT-----'

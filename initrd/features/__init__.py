@@ -33,6 +33,8 @@ class Feature:
     directories: tuple[str, ...] = ()
     python: PythonNeeds | None = None
     busybox_applets: bool = False  # link every busybox applet not installed otherwise
+    # paths left empty in the image, not even a busybox applet: /init fills them
+    reserved: tuple[str, ...] = ()
 
 
 def _collect() -> dict[str, Feature]:

@@ -130,7 +130,17 @@ def test_archive_is_normalised_and_matches_the_manifest(cpio_entries, manifest):
     init = next(e for e in cpio_entries if e[0] == "init")
     assert stat.S_ISREG(init[1]) and init[1] & 0o111
     links = {e[0] for e in cpio_entries if stat.S_ISLNK(e[1])}
-    assert {"bin", "sbin", "lib", "lib64", "usr/bin/sh", "usr/sbin/modprobe"} <= links
+    assert {"bin", "sbin", "lib", "lib64", "usr/bin/sh", "usr/sbin/insmod"} <= links
+    # nothing at /sbin/modprobe for the kernel to run before /init links kmod there
+    assert "usr/sbin/modprobe" not in names
+
+
+def test_init_links_modprobe_before_anything_loads_a_module():
+    folder = os.path.dirname(os.path.dirname(features.__file__))
+    with open(os.path.join(folder, "init.sh")) as f:
+        script = f.read()
+    link = script.index("ln -s ../bin/kmod /usr/sbin/modprobe")
+    assert link < min(script.index(w) for w in ("mount -t", "vmtailor-coldplug", "python3"))
 
 
 def test_init_uses_the_result_markers_the_host_parses():
