@@ -48,12 +48,12 @@ def source_epoch(epoch: int | None = None) -> int:
 
 
 def _initrd_key(moddir: str, features: tuple[str, ...], overlay: dict, epoch: int) -> str:
-    import jinja2
-    import markupsafe
-
     from .. import customizer
     from .. import initrd as initrd_pkg
+    from ..initrd import features as featuremod
     from . import python
+
+    shipped = [p for f in featuremod.resolve(features) if f.python for p in f.python.packages]
 
     return cache.key({
         "modules": cache.tree_digest(moddir),
@@ -62,8 +62,7 @@ def _initrd_key(moddir: str, features: tuple[str, ...], overlay: dict, epoch: in
         "vmtailor": [cache.tree_digest(os.path.dirname(customizer.__file__), True, (".py",))]
         + [cache.tree_digest(os.path.dirname(p.__file__), contents=True)
            for p in (initrd_pkg, sys.modules[__package__])],
-        "site": [cache.tree_digest(os.path.dirname(p.__file__), contents=True)
-                 for p in (jinja2, markupsafe)],
+        "site": [cache.tree_digest(python.package_dir(p), contents=True) for p in shipped],
         "packages": cache.packages_digest(),
         "python": [python.interpreter(), sys.version],
         "overlay": {k: cache.key({"data": v.hex()}) for k, v in sorted(overlay.items())},

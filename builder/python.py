@@ -19,7 +19,7 @@ from .installer import Installer
 
 log = logging.getLogger("vmtailor.builder")
 
-# Where the vmtailor packages, jinja2 and markupsafe go; /init puts it on PYTHONPATH.
+# Where the vmtailor packages (and any third-party ones) go; /init puts it on PYTHONPATH.
 SITE = "/usr/lib/vmtailor"
 
 # Optional accelerators that the stdlib falls back from when they are missing, and whose
@@ -45,7 +45,7 @@ def _stdlib() -> tuple[str, str]:
     return paths["stdlib"], os.path.join(paths["platstdlib"], "lib-dynload")
 
 
-def _package_dir(name: str) -> str:
+def package_dir(name: str) -> str:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise VmtailorError(f"Python package {name} is not installed in the build environment")
@@ -130,10 +130,10 @@ def install(
 
     shipped = [inst.data(f"{SITE}/vmtailor/__init__.py", INIT_PY, origin="vmtailor")]
     for sub in vmtailor:
-        src = _package_dir(f"vmtailor.{sub}")
+        src = package_dir(f"vmtailor.{sub}")
         shipped += _copy_package(inst, src, f"{SITE}/vmtailor/{sub}")
     for pkg in packages:
-        shipped += _copy_package(inst, _package_dir(pkg), f"{SITE}/{pkg}")
+        shipped += _copy_package(inst, package_dir(pkg), f"{SITE}/{pkg}")
 
     names = [*roots, *_module_names(shipped)]
     for path in find_stdlib(os.path.join(inst.staging, SITE.lstrip("/")), names, python):

@@ -19,6 +19,7 @@ __all__ = [
     "digest",
     "format_path",
     "parse",
+    "parse_rendered",
     "schema",
 ]
 
@@ -30,6 +31,15 @@ def parse(data: Any, variables: dict[str, Any] | None = None) -> Config:
     if data is None:
         data = {}
     return load(Config, render(data, variables))
+
+
+def parse_rendered(data: Any) -> Config:
+    """Validate a config already rendered for one clone — the canonical JSON on its media —
+    taking every string as it is: a "{{" there is text the clone gets (a template's
+    `{% raw %}` output, a script's own syntax), not a template to render again.
+
+    Raises ConfigError for the first problem."""
+    return load(Config, {} if data is None else data)
 
 
 def canonical_json(config: Config) -> str:

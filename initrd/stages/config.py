@@ -102,8 +102,8 @@ def load_config(top: str):
         raise StageError(f"config media has no /{CONFIG_JSON}: {exc.strerror}") from None
     except ValueError as exc:
         raise StageError(f"/{CONFIG_JSON} on the config media is not JSON: {exc}") from None
-    # The media carries a config already rendered for this clone: no vars to give here.
-    return configmod.parse(data)
+    # rendered for this clone on the host: nothing in it is a template any more
+    return configmod.parse_rendered(data)
 
 
 def stage(state: State, ctx: Context) -> None:
