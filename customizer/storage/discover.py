@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import VmtailorError
@@ -105,9 +105,14 @@ def blkid_many(paths: Sequence[str]) -> dict[str, dict[str, str]]:
     return found
 
 
-def probe(blocks: Iterable[SysBlock], group: str = "") -> list[BlockDevice]:
+def probe(
+    blocks: Iterable[SysBlock], group: str = "", known: Mapping[str, dict[str, str]] | None = None
+) -> list[BlockDevice]:
+    """What is on each of `blocks`: blkid's keys from `known` (an earlier blkid_many of
+    the same devices, nothing written since) or, for the rest, from one blkid run."""
     wanted = [b for b in blocks if b.size != 0]  # not an empty CD drive, an extended stub
-    props = blkid_many([b.path for b in wanted])
+    props = dict(known or {})
+    props.update(blkid_many([b.path for b in wanted if b.path not in props]))
     return [
         from_blkid(b.path, props[b.path], disk=f"/dev/{b.disk}", partition=b.partition, group=group)
         for b in wanted
@@ -158,10 +163,12 @@ def guest_devices(
     *,
     only: Sequence[str] | None = None,
     label: str = "VMTCONFIG",
+    known: Mapping[str, dict[str, str]] | None = None,
 ) -> list[BlockDevice]:
     """The guest's disks as the initrd sees them: every disk (or those in `only`) but CD
     and floppy drives, `exclude_disks`, and any disk that carries an ISO 9660 filesystem
-    (the customization ISO attached as a disk) or the config media's label."""
+    (the customization ISO attached as a disk) or the config media's label. `known`:
+    blkid's keys for devices probed already (the search for the config media)."""
     excluded = {d.removeprefix("/dev/") for d in exclude_disks}
     wanted = None if only is None else {d.removeprefix("/dev/") for d in only}
     blocks = [
@@ -169,6 +176,6 @@ def guest_devices(
         for b in sys_block()
         if b.kind == "disk" and b.disk not in excluded and (wanted is None or b.disk in wanted)
     ]
-    devices = probe(blocks)
+    devices = probe(blocks, known=known)
     media = {d.disk for d in devices if d.fstype in ("iso9660", "udf") or d.label == label}
     return [d for d in devices if d.disk not in media]

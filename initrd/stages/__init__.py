@@ -54,6 +54,7 @@ class Context:
     wait: float = 60.0  # seconds to wait for the config media to appear
     drivers_loaded: str | None = None  # a file /init makes once drivers are loaded
     disks: list[str] | None = None  # look for the guest on these disks only (None: all)
+    probed: dict[str, dict[str, str]] = field(default_factory=dict)  # blkid keys by device
     config: Any = None  # vmtailor.customizer.config.Config
     sources: Callable[[str], bytes] | None = None
     found: Any = None  # vmtailor.customizer.storage.guest.FoundGuest

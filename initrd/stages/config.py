@@ -45,9 +45,10 @@ def wait_for_drivers(marker: str | None, wait: float) -> None:
         time.sleep(0.02)
 
 
-def find_media(wait: float) -> tuple[str, str]:
-    """(device, fstype) of the config media, polling until it appears or `wait` runs out:
-    a CD or a SCSI disk can show up after the first look."""
+def find_media(wait: float) -> tuple[str, str, dict[str, dict[str, str]]]:
+    """(device, fstype) of the config media, polling until it appears or `wait` runs out
+    (a CD or a SCSI disk can show up after the first look), and what blkid found on every
+    device it probed on the way: the disks stage looks for the guest among them."""
     deadline = time.monotonic() + wait
     rounds = 0
     while True:
@@ -62,7 +63,7 @@ def find_media(wait: float) -> tuple[str, str]:
             for path in paths:
                 props = seen[path]
                 if props.get("LABEL") == LABEL and props.get("TYPE") in MEDIA_TYPES:
-                    return path, props["TYPE"]
+                    return path, props["TYPE"], seen
         if time.monotonic() >= deadline:
             raise StageError(
                 f"no config media: no CD, floppy or disk labelled {LABEL} appeared in "
@@ -108,7 +109,7 @@ def load_config(top: str):
 
 def stage(state: State, ctx: Context) -> None:
     wait_for_drivers(ctx.drivers_loaded, ctx.wait)
-    device, fstype = find_media(ctx.wait)
+    device, fstype, ctx.probed = find_media(ctx.wait)
     say(f"config media: {device} ({fstype})")
     state.config_device = device
     os.makedirs(ctx.media_dir, exist_ok=True)

@@ -89,6 +89,22 @@ def test_one_blkid_run_names_each_device_as_one_run_each(guest_image, attach, tm
     assert len({props.get("PART_ENTRY_NUMBER") for props in together.values()}) >= 4
 
 
+def test_probe_takes_what_the_media_search_found_and_probes_the_rest(guest_image, attach):
+    """The initrd's disks stage reuses the config stage's blkid run: a device in `known`
+    is not probed again (its keys come back as given), one that is not is probed."""
+    with attach(guest_image("debian"), readonly=True) as devices:
+        disk = devices[0].path.removeprefix("/dev/")
+        blocks = [b for b in discover.sys_block() if b.disk == disk]
+        first, last = blocks[-2].path, blocks[-1].path
+        known = {b.path: discover.blkid(b.path) for b in blocks[:-1]}
+        known[first] = {**known[first], "LABEL": "from-the-media-search"}
+        probed = {d.path: d for d in discover.probe(blocks, known=known)}
+        fresh = discover.blkid(last)
+    assert probed[first].label == "from-the-media-search"
+    assert fresh["UUID"] and probed[last].uuid == fresh["UUID"]
+    assert list(probed) == [b.path for b in blocks]
+
+
 def test_el_lvm_xfs_root_and_var(guest_copy, attach, sysroot, mountinfo, loops):
     image = guest_copy("el-lvm")
     with attach(image) as devices, Mounts() as mounts:

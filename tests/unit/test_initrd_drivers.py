@@ -1,11 +1,15 @@
 """The config stage looks for devices only once /init's background driver loading is done:
-it waits for the marker file, and gives up waiting (and says so) after its time."""
+it waits for the marker file, and gives up waiting (and says so) after its time. The disks
+stage loads the guest's filesystem drivers in one go, from what the image has."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+from vmtailor.initrd import features
+from vmtailor.initrd import image as image_features
+from vmtailor.initrd.stages import disks as disks_stage
 from vmtailor.initrd.stages.config import wait_for_drivers
 
 
@@ -31,3 +35,9 @@ def test_no_marker_means_no_wait(capsys):
     started = time.monotonic()
     wait_for_drivers(None, wait=10)
     assert time.monotonic() - started < 0.1
+
+
+def test_filesystem_drivers_loaded_up_front_are_all_in_the_image():
+    # modprobe -a gives up at the first module it cannot find: every one must be there
+    image = {m for f in features.resolve(image_features.FEATURES) for m in f.kernel_modules}
+    assert {*disks_stage.DRIVERS.values(), *disks_stage.FAT} <= image
