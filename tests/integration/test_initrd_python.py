@@ -1,0 +1,82 @@
+"""The customizer runs on the initrd's own Python. The builder ships only the stdlib
+modules an import scan reaches, minus what builder.python.NOT_SHIPPED leaves out; an
+import that only runs on some path (a renderer, an operation) would fail in the guest
+alone. So: the built initrd, unpacked, applies the golden config to every family's
+fixture root with its own interpreter and stdlib, reading the config as the config stage
+does (canonical JSON and files, as `vmtailor media` lays them out) — the result is the
+golden one, a second apply changes nothing, and revert restores the tree."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+
+from tests.conftest import tree_digest
+from tests.e2e.conftest import build_cached
+from tests.unit.test_golden import CONFIG, GOLDEN, SUPPORTED, VARS, _manifest
+from vmtailor.builder.media import media_files
+from vmtailor.configfile import load_config
+
+GUEST = """
+import json, sys
+from vmtailor.customizer import engine
+from vmtailor.customizer.root import LocalRoot
+from vmtailor.initrd.stages.config import load_config, source_reader
+media, root, what = sys.argv[1:]
+if what == "revert":
+    engine.revert(LocalRoot(root))
+    print("[]")
+else:
+    result = engine.apply(load_config(media), LocalRoot(root), sources=source_reader(media))
+    print(json.dumps([[c.action, c.path] for c in result.changes]))
+    assert "jinja2" not in sys.modules and sys.path[-1].endswith("lib-dynload"), sys.path
+"""
+
+
+@pytest.fixture(scope="module")
+def initrd_tree(tmp_path_factory):
+    top = tmp_path_factory.mktemp("initrd")
+    raw = subprocess.run(["zstd", "-dc", build_cached().initrd], capture_output=True, check=True)
+    subprocess.run(["cpio", "-idm", "--quiet"], input=raw.stdout, cwd=top, check=True)
+    return top
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    loaded = load_config(str(CONFIG), VARS)
+    top = tmp_path_factory.mktemp("media")
+    for path, data in media_files(loaded.config, loaded.sources).items():
+        (top / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (top / path.lstrip("/")).write_bytes(data)
+    return top
+
+
+def _guest(tree, media, root, what: str) -> list:
+    # the image's interpreter finds its stdlib beside it; -S: no site-packages either
+    proc = subprocess.run(
+        [tree / "usr/bin/python3", "-S", "-c", GUEST, media, root, what],
+        env={"PYTHONPATH": str(tree / "usr/lib/vmtailor"), "SOURCE_DATE_EPOCH": "1700000000"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("name", SUPPORTED)
+def test_golden_config_with_the_initrds_python(initrd_tree, media, make_root, name):
+    top = make_root(name)
+    pristine = tree_digest(top)
+    changes = [
+        SimpleNamespace(action=a, path=p) for a, p in _guest(initrd_tree, media, top, "apply")
+    ]
+    manifest, files = _manifest(top, changes)
+    assert manifest == (GOLDEN / name / "MANIFEST").read_text()
+    for path, data in files.items():
+        assert data == (GOLDEN / name / "files" / path.lstrip("/")).read_bytes(), path
+    assert _guest(initrd_tree, media, top, "apply") == []
+    _guest(initrd_tree, media, top, "revert")
+    assert tree_digest(top) == pristine
