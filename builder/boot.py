@@ -17,7 +17,7 @@ GRUB_EFI_DIR = "/usr/lib/grub/x86_64-efi"  # Debian grub-efi-amd64-bin
 
 # Paths on the ISO (Rock Ridge names; isolinux matches ISO 9660 names case-insensitively)
 KERNEL = "/boot/vmlinuz"
-INITRD = "/boot/initrd.zst"
+INITRD = "/boot/initrd.lz4"
 
 # Built into the EFI image: no modules are loaded from the ISO at boot.
 GRUB_MODULES = (

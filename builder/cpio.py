@@ -5,7 +5,7 @@ Hand-written on purpose (libarchive-c was the alternative): newc is a 110-byte A
 the name and the data, each padded to 4 bytes — some 40 lines. Writing it ourselves lets us
 fix every field that would otherwise leak the build host into the image (inode numbers,
 device numbers, owners, mtimes, entry order) without a C library, and keeps the builder on
-the stdlib. Compression is a separate step (zstd)."""
+the stdlib. Compression is a separate step (builder.initrd.compress)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Build the initrd: resolve the features into a staging tree through the one installer,
 index the kernel modules that made it in (depmod), write a reproducible cpio, compress it
-with zstd, and list every file with the Debian package it came from."""
+with lz4, and list every file with the Debian package it came from."""
 
 from __future__ import annotations
 
@@ -22,14 +22,20 @@ log = logging.getLogger("vmtailor.builder")
 
 # Copied next to the chosen modules so depmod can index them as the full tree does.
 DEPMOD_INPUTS = ("modules.order", "modules.builtin", "modules.builtin.modinfo")
-ZSTD_LEVEL = "-19"
+# lz4 (its legacy frame: the format the kernel reads), not zstd. The kernel unpacks the
+# initrd on the VM's one CPU before /init runs, and under emulation (QEMU TCG) that is
+# most of what a bigger initrd costs: measured on this 50 MB image, zstd -19 (14.1 MB)
+# unpacked in 1.43 s and lz4 -12 (20.6 MB) in 0.56 s, while the boot loader read lz4's
+# extra 6.5 MB in 0.42 s — the boot to power-off was 0.5-0.8 s shorter.
+COMPRESSOR = ("lz4", "-l", "-12")
+INITRD_NAME = "initrd.lz4"
 # Where vmtailor's packages (customizer/, initrd/ …) live: the manifest names them from here.
 SOURCE_ROOT = os.path.dirname(os.path.dirname(customizer.__file__))
 
 
 @dataclass
 class InitrdResult:
-    path: str  # the zstd-compressed cpio
+    path: str  # the compressed cpio (COMPRESSOR)
     manifest: str  # tab-separated: image path, Debian package (or "-"), origin
     size: int
     files: int
@@ -118,7 +124,7 @@ def build_initrd(
     epoch: int,
     overlay: dict[str, bytes] | None = None,
 ) -> InitrdResult:
-    """Build `out_dir`/initrd.zst and `out_dir`/initrd.manifest from the kernel modules in
+    """Build `out_dir`/INITRD_NAME and `out_dir`/initrd.manifest from the kernel modules in
     `moddir`; every mtime in the archive is `epoch` (SOURCE_DATE_EPOCH). `overlay` adds
     files ({image path: content}), e.g. a test's stand-in for a module."""
     staging = os.path.join(out_dir, "staging")
@@ -129,11 +135,16 @@ def build_initrd(
     raw = os.path.join(out_dir, "initrd.cpio")
     with open(raw, "wb") as f:
         cpio.write(staging, f, epoch)
-    out = os.path.join(out_dir, "initrd.zst")
-    run(["zstd", "-q", "-f", ZSTD_LEVEL, "-T0", raw, "-o", out])
+    out = os.path.join(out_dir, INITRD_NAME)
+    compress(raw, out)
     os.unlink(raw)
     shutil.rmtree(staging)
     return InitrdResult(out, manifest, os.path.getsize(out), files)
+
+
+def compress(raw: str, out: str) -> None:
+    """`raw` (a cpio archive) compressed as the kernel unpacks it, the same bytes every time."""
+    run([*COMPRESSOR, "-q", "-f", raw, out])
 
 
 def _portable(origin: str) -> str:

@@ -25,7 +25,7 @@ DEFAULT_EPOCH = 1704067200  # 2024-01-01: builds are reproducible even without S
 @dataclass
 class BuildResult:
     iso: str  # `out`, or the cached ISO when no `out` was given
-    initrd: str  # the cached initrd (zstd cpio)
+    initrd: str  # the cached initrd (compressed cpio)
     manifest: str  # the cached initrd manifest: path, Debian package, origin
     kernel: str
     modules: str
@@ -67,7 +67,7 @@ def _initrd_key(moddir: str, features: tuple[str, ...], overlay: dict, epoch: in
         "python": [python.interpreter(), sys.version],
         "overlay": {k: cache.key({"data": v.hex()}) for k, v in sorted(overlay.items())},
         "epoch": epoch,
-        "zstd": initrd.ZSTD_LEVEL,
+        "compressor": initrd.COMPRESSOR,
     })  # fmt: skip
 
 
@@ -109,7 +109,7 @@ def build_iso(
     ikey = _initrd_key(moddir, tuple(features), overlay, epoch)
     idir = os.path.join(root, f"initrd-{ikey}")
     with cache.locked(root, f"initrd-{ikey}"):
-        if not os.path.exists(os.path.join(idir, "initrd.zst")):
+        if not os.path.exists(os.path.join(idir, initrd.INITRD_NAME)):
             log.info("building the initrd (%s)", moddir)
             tmp = tempfile.mkdtemp(prefix=".initrd-", dir=root)
             initrd.build_initrd(tmp, moddir, features, epoch, overlay)
@@ -117,7 +117,7 @@ def build_iso(
             os.rename(tmp, idir)
             cache.prune(root, "initrd-")
             built = True
-    initrd_path = os.path.join(idir, "initrd.zst")
+    initrd_path = os.path.join(idir, initrd.INITRD_NAME)
     manifest = os.path.join(idir, "initrd.manifest")
 
     full_cmdline = " ".join(filter(None, [image.KERNEL_CMDLINE, cmdline]))

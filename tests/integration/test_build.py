@@ -58,7 +58,7 @@ def _cpio_entries(data: bytes):
 
 @pytest.fixture(scope="module")
 def cpio_entries(built):
-    raw = subprocess.run(["zstd", "-dc", built.initrd], capture_output=True, check=True).stdout
+    raw = subprocess.run(["lz4", "-dc", built.initrd], capture_output=True, check=True).stdout
     return list(_cpio_entries(raw))
 
 
