@@ -1,22 +1,28 @@
 """network: render the config's netplan-v2 network for the guest's own stack, clear the
-template's stale config for the same NICs, and put DNS where that stack keeps it."""
+template's stale config for the same NICs, and put DNS where that stack keeps it.
+
+The network machinery (its state model, renderers, DNS) is imported when a config has
+a network, not when this module registers the operation: every operation is registered
+at start, and in the initrd, under emulation, imports are most of Python's start-up."""
 
 from __future__ import annotations
 
 import posixpath
+from typing import TYPE_CHECKING
 
 from ..context import Context
 from ..detect import systemd_enabled
-from ..network import cloudinit, dns, naming
-from ..network.renderers import RENDERERS, GuestFacts
-from ..network.select import choose
-from ..network.state import build_state
 from .registry import operation
+
+if TYPE_CHECKING:
+    from ..network.renderers import GuestFacts
 
 PERSISTENT_NET = "/etc/udev/rules.d/70-persistent-net.rules"
 
 
 def guest_facts(ctx: Context) -> GuestFacts:
+    from ..network.renderers import GuestFacts
+
     root, guest = ctx.plan.root, ctx.guest
     enabled = {n["stack"] for n in guest.network if n["enabled"]}
     st = root.lstat("/etc/resolv.conf") if root.lexists("/etc/resolv.conf") else None
@@ -42,6 +48,11 @@ def predictable_names(ctx: Context) -> bool:
 
 @operation("network", ("network",), 20, "network configuration for the guest's own stack")
 def plan(ctx: Context) -> None:
+    from ..network import cloudinit, dns, naming
+    from ..network.renderers import RENDERERS
+    from ..network.select import choose
+    from ..network.state import build_state
+
     net = ctx.config.network
     assert net is not None
     state = build_state(net)

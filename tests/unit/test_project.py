@@ -104,3 +104,28 @@ def test_only_run_imports_subprocess():
         if "subprocess" in set(_imports(p))
     }
     assert importers <= {"customizer/run.py"}, "use vmtailor.customizer.run.run()"
+
+
+def test_renderer_table_names_every_stack_module_and_each_registers_its_name():
+    # the table is read without importing the renderers; a module missing from it would
+    # never be loaded, one listed under another name would be loaded for the wrong stack
+    import pkgutil
+
+    from vmtailor.customizer.network import renderers
+
+    modules = {m.name for m in pkgutil.iter_modules(renderers.__path__)} - {"base"}
+    assert set(renderers.MODULES.values()) == modules
+    for name in renderers.MODULES:
+        assert renderers.RENDERERS[name].name == name
+    assert set(renderers.RENDERERS.loaded) == set(renderers.MODULES)
+
+
+def test_the_initrds_first_imports_leave_out_the_network_machinery():
+    # a config without a network (or a guest with one stack) loads no renderer it does
+    # not use: the initrd imports every operation at start, under emulation
+    code = (
+        "import sys, vmtailor.initrd.main; "
+        "print(sorted(m for m in sys.modules if m.startswith('vmtailor.customizer.network')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr

@@ -1,27 +1,53 @@
-"""One renderer per network stack, registered in one table (name -> renderer)."""
+"""One renderer per network stack, registered in one table (name -> renderer).
+
+Each stack's module is imported the first time its renderer is asked for, not before:
+a guest has one stack, and the initrd (under emulation, where imports are most of
+Python's start-up) has no use for the other six. MODULES names them; a test checks
+that it lists every module here and that each registers the name it is listed under."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
+
 from .base import File, GuestFacts, Renderer
 
-RENDERERS: dict[str, Renderer] = {}
+# stack name -> module in this folder, whose import registers the stack's renderer
+MODULES = {
+    "netplan": "netplan",
+    "networkmanager": "networkmanager",
+    "networkd": "networkd",
+    "network-scripts": "network_scripts",
+    "wicked": "wicked",
+    "ifupdown": "ifupdown",
+    "alpine": "alpine",
+}
+
+
+class Registry(Mapping[str, Renderer]):
+    """name -> renderer; iterating gives the names without importing anything."""
+
+    def __init__(self) -> None:
+        self.loaded: dict[str, Renderer] = {}
+
+    def __getitem__(self, name: str) -> Renderer:
+        if name not in self.loaded and name in MODULES:
+            importlib.import_module(f"{__name__}.{MODULES[name]}")
+        return self.loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(MODULES)
+
+    def __len__(self) -> int:
+        return len(MODULES)
+
+
+RENDERERS = Registry()
 
 
 def register(cls: type[Renderer]) -> type[Renderer]:
-    RENDERERS[cls.name] = cls()
+    RENDERERS.loaded[cls.name] = cls()
     return cls
 
 
-def _load_all() -> None:
-    # one module per stack in this folder; importing it registers its renderer
-    import importlib
-    import pkgutil
-
-    for info in pkgutil.iter_modules(__path__):
-        if info.name != "base":
-            importlib.import_module(f"{__name__}.{info.name}")
-
-
-_load_all()
-
-__all__ = ["RENDERERS", "File", "GuestFacts", "Renderer", "register"]
+__all__ = ["MODULES", "RENDERERS", "File", "GuestFacts", "Renderer", "register"]
