@@ -16,7 +16,7 @@
 
 # Only now is there a /sbin/modprobe for the kernel to run (see initrd/features/base.py):
 # what it asked for while it initialised is nothing this initrd has.
-ln -s ../bin/kmod /usr/sbin/modprobe
+ln -s ../bin/busybox /usr/sbin/modprobe
 
 export PATH=/usr/sbin:/usr/bin
 export HOME=/root

@@ -14,16 +14,15 @@ from . import Context, StageError, State, say
 
 # The driver the image has for each filesystem a guest may mount (initrd/features/
 # filesystems.py), and the nls tables FAT's default codepage and iocharset need
-# (Debian's kernel: cp437, ascii).
+# (Debian's kernel: cp437, ascii). modprobe -a gives up at the first name it cannot find.
 DRIVERS = {"ext2": "ext4", "ext3": "ext4", "ext4": "ext4", "xfs": "xfs", "btrfs": "btrfs"}
 FAT = ("vfat", "nls_cp437", "nls_ascii")
 
 
 def load_filesystems(devices: Sequence[BlockDevice]) -> None:
     """The drivers for the filesystems on the guest's devices, in one modprobe run. The
-    kernel would load each at its first mount, one modprobe process per module (~60 ms
-    each under TCG, for kmod to start); a module this leaves out (another nls table),
-    the kernel still loads on demand."""
+    kernel would load each at its first mount, one modprobe process per module; a module
+    this leaves out (another nls table), the kernel still loads on demand."""
     fstypes = {d.fstype for d in devices}
     modules = sorted({DRIVERS[t] for t in fstypes if t in DRIVERS})
     if "vfat" in fstypes:
