@@ -1,5 +1,6 @@
 """Disk and CD controllers of every mainstream hypervisor; modalias loading picks the ones
-the virtual hardware needs at boot."""
+the virtual hardware needs at boot — but the floppy driver, which the config stage loads
+only when no CD or disk holds the config media (etc/modprobe.conf)."""
 
 from . import Feature
 
@@ -7,6 +8,7 @@ FEATURE = Feature(
     name="storage",
     summary="storage drivers: KVM/QEMU, Xen, VMware, Hyper-V, NVMe, SATA/IDE, CD-ROM, floppy",
     depends=("modalias",),
+    data=(("etc/modprobe.conf", "/etc/modprobe.d/vmtailor.conf", 0o644),),
     kernel_modules=(
         # KVM / QEMU / Proxmox
         "virtio_pci",

@@ -45,6 +45,15 @@ def wait_for_drivers(marker: str | None, wait: float) -> None:
         time.sleep(0.02)
 
 
+def _media(paths: list[str], seen: dict[str, dict[str, str]]) -> tuple[str, str] | None:
+    seen.update(discover.blkid_many(paths))
+    for path in paths:
+        props = seen[path]
+        if props.get("LABEL") == LABEL and props.get("TYPE") in MEDIA_TYPES:
+            return path, props["TYPE"]
+    return None
+
+
 def find_media(wait: float) -> tuple[str, str, dict[str, dict[str, str]]]:
     """(device, fstype) of the config media, polling until it appears or `wait` runs out
     (a CD or a SCSI disk can show up after the first look), and what blkid found on every
@@ -53,17 +62,18 @@ def find_media(wait: float) -> tuple[str, str, dict[str, dict[str, str]]]:
     rounds = 0
     while True:
         seen: dict[str, dict[str, str]] = {}
-        blocks = discover.sys_block()
-        # floppies last: reading an empty drive costs an I/O error and ~0.4 s, and every
-        # PC-like VM has one; a CD or disk holding the media ends the search before it
-        others = [b.path for b in blocks if b.kind != "floppy" and b.size != 0]
-        floppies = [b.path for b in blocks if b.kind == "floppy"]  # size shows once read
-        for paths in (others, floppies):
-            seen.update(discover.blkid_many(paths))
-            for path in paths:
-                props = seen[path]
-                if props.get("LABEL") == LABEL and props.get("TYPE") in MEDIA_TYPES:
-                    return path, props["TYPE"], seen
+        others = [b.path for b in discover.sys_block() if b.kind != "floppy" and b.size != 0]
+        found = _media(others, seen)
+        if not found:
+            # floppies last: every PC-like VM has a drive, reading an empty one costs an
+            # I/O error and ~0.4 s, and coldplug leaves its driver out (initrd/etc/
+            # modprobe.conf): a CD or disk holding the media ends the search before it
+            if rounds == 0:
+                run(["modprobe", "floppy"], check=False)
+            floppies = [b.path for b in discover.sys_block() if b.kind == "floppy"]
+            found = _media(floppies, seen)
+        if found:
+            return *found, seen
         if time.monotonic() >= deadline:
             raise StageError(
                 f"no config media: no CD, floppy or disk labelled {LABEL} appeared in "
