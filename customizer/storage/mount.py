@@ -25,6 +25,18 @@ NO_REPLAY = {
 ALWAYS = {"xfs": ("nouuid",)}
 
 
+def simple_mount() -> list[str]:
+    """A guest's fstab options go to util-linux's mount, which knows what every one of
+    them means. Options vmtailor writes itself (the config media, a look inside a
+    filesystem) are the kernel's own, which busybox's mount passes on as they are — and as
+    a static program it starts in ~10 ms under emulation, against ~60 ms for util-linux's.
+    Where there is no busybox (a utility server may lack it), util-linux's it is."""
+    path = os.get_exec_path()
+    if any(os.access(os.path.join(d, "busybox"), os.X_OK) for d in path):
+        return ["busybox", "mount"]
+    return ["mount"]
+
+
 def mount_options(fstype: str | None, options: Sequence[str], *, readonly: bool) -> list[str]:
     out = ["ro" if readonly else "rw"]
     extra = NO_REPLAY.get(fstype or "", ()) if readonly else ALWAYS.get(fstype or "", ())
@@ -57,8 +69,11 @@ class Mounts:
         options: Sequence[str] = (),
         *,
         readonly: bool = False,
+        simple: bool = False,
     ) -> None:
-        argv = ["mount"]
+        """Mount `source` on `target`, to be unmounted by close(). `simple`: the options
+        are only vmtailor's own, none from a guest's fstab (see simple_mount)."""
+        argv = simple_mount() if simple else ["mount"]
         if fstype:
             argv += ["-t", fstype]
         argv += ["-o", ",".join(mount_options(fstype, options, readonly=readonly))]
