@@ -11,9 +11,11 @@ import modulefinder
 import os
 import sys
 import sysconfig
+import tempfile
 
 from ..customizer.errors import VmtailorError
 from ..customizer.run import run
+from ..initrd import precompiled
 from . import elf
 from .installer import Installer
 
@@ -162,6 +164,21 @@ def install(
             inst.library(lib)
     compile_all(inst, python, [SITE])
     compile_all(inst, python, [f"/usr/lib/{version}"], sourceless=True)
+    precompile_dataclasses(inst, python, [n for n in names if not n.endswith("__main__")])
+
+
+def precompile_dataclasses(inst: Installer, python: str, modules: list[str]) -> None:
+    """The table of dataclass methods vmtailor.initrd.precompiled installs at boot: made by
+    importing every shipped module with the shipped interpreter (the table is marshal
+    data, for that interpreter alone), from the staged tree."""
+    with tempfile.TemporaryDirectory(prefix="vmtailor-dataclasses-") as tmp:
+        out = os.path.join(tmp, "table")
+        code = f"from vmtailor.initrd.precompiled import record; record({out!r}, {modules!r})"
+        site = os.path.join(inst.staging, SITE.lstrip("/"))
+        env = {"PYTHONPATH": site, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+        run([python, "-S", "-c", code], env=env)
+        with open(out, "rb") as f:
+            inst.data(precompiled.TABLE, f.read())
 
 
 def compile_all(inst: Installer, python: str, folders: list[str], sourceless: bool = False) -> None:

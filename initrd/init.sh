@@ -106,7 +106,7 @@ tee $STATE/python.err <$STATE/stderr.pipe >&2 &
 tee_pid=$!
 VMTAILOR_DRIVERS_LOADED=$DRIVERS_LOADED \
     PYTHONPATH=/usr/lib/vmtailor PYTHONUNBUFFERED=1 PYTHONUTF8=1 PYTHONDONTWRITEBYTECODE=1 \
-    python3 -S -m vmtailor.initrd.main 2>$STATE/stderr.pipe
+    python3 -S -m vmtailor.initrd 2>$STATE/stderr.pipe
 status=$?
 wait $tee_pid
 if [ "$status" -ne 0 ] && [ ! -e $STATE/result.json ]; then

@@ -1,6 +1,7 @@
-"""The customization ISO's program: `python3 -m vmtailor.initrd.main`, started by /init
-once drivers are loaded. It finds the config media and the guest, customizes the guest,
-reports, and unmounts everything (in a `finally`). /init powers the VM off afterwards.
+"""The customization ISO's program, which /init starts as `python3 -m vmtailor.initrd`
+(__main__.py) while drivers load. It finds the config media and the guest, customizes
+the guest, reports, and unmounts everything (in a `finally`). /init powers the VM off
+afterwards.
 
 Exit status 0 when the guest was customized (or already was), 1 otherwise; either way
 the result record is on the console between fixed markers and in /run/vmtailor."""

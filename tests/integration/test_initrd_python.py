@@ -3,7 +3,8 @@ modules an import scan reaches, minus what builder.python.NOT_SHIPPED leaves out
 import that only runs on some path (a renderer, an operation) would fail in the guest
 alone. So: the built initrd, unpacked, applies the golden config to every family's
 fixture root with its own interpreter and stdlib, reading the config as the config stage
-does (canonical JSON and files, as `vmtailor media` lays them out) — the result is the
+does (canonical JSON and files, as `vmtailor media` lays them out) and with the
+dataclass methods the build compiled (vmtailor.initrd.precompiled) — the result is the
 golden one, a second apply changes nothing, and revert restores the tree."""
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from vmtailor.builder.media import media_files
 from vmtailor.configfile import load_config
 
 GUEST = """
-import json, sys
+import json, os, sys
+from vmtailor.initrd.precompiled import install
+assert install(os.environ["TABLE"]) > 100  # the dataclass methods the build compiled
 from vmtailor.customizer import engine
 from vmtailor.customizer.root import LocalRoot
 from vmtailor.initrd.stages.config import load_config, source_reader
@@ -58,7 +61,11 @@ def _guest(tree, media, root, what: str) -> list:
     # the image's interpreter finds its stdlib beside it; -S: no site-packages either
     proc = subprocess.run(
         [tree / "usr/bin/python3", "-S", "-c", GUEST, media, root, what],
-        env={"PYTHONPATH": str(tree / "usr/lib/vmtailor"), "SOURCE_DATE_EPOCH": "1700000000"},
+        env={
+            "PYTHONPATH": str(tree / "usr/lib/vmtailor"),
+            "TABLE": str(tree / "usr/lib/vmtailor/dataclasses.marshal"),
+            "SOURCE_DATE_EPOCH": "1700000000",
+        },
         capture_output=True,
         text=True,
     )

@@ -1,0 +1,26 @@
+"""`python3 -m vmtailor.initrd`: what /init runs — the stages of vmtailor.initrd.main.
+
+Two things first, for the imports the stages start with (most of Python's start-up under
+emulation): the cyclic garbage collector is off while they run — it would only walk,
+again and again, the classes and functions they create, which live as long as the
+process — and dataclasses takes the methods the build compiled (vmtailor.initrd.
+precompiled). Then what the imports made is frozen out of the collector's way and it
+runs as usual. At the end the process leaves without tearing the interpreter down: the
+stages have unmounted everything and written the result, and what is left is memory."""
+
+import gc
+import os
+import sys
+
+from .precompiled import install
+
+gc.disable()
+install()
+from .main import main  # noqa: E402  (after the two above: they are for its imports)
+
+gc.freeze()
+gc.enable()
+status = main()
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(status)
