@@ -31,7 +31,8 @@ while [ $round -lt 20 ] && [ $quiet -lt 2 ]; do
     done
     if [ -z "$new" ]; then
         quiet=$((quiet + 1))
-        sleep 0.1
+        # time for a device to appear late; none after the last round
+        [ $quiet -lt 2 ] && sleep 0.1
         continue
     fi
     quiet=0
