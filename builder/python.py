@@ -45,8 +45,11 @@ NOT_SHIPPED = (
 )  # fmt: skip
 
 # Imported by name at run time, which no import scan can see: a codec is looked up by its
-# name ("ascii", "latin-1", "idna") the first time something encodes with it.
-RUNTIME_IMPORTED = ("encodings",)
+# name the first time something encodes or decodes with it. The initrd's Python runs with
+# PYTHONUTF8=1 and vmtailor reads and writes UTF-8: these few, not the stdlib's 120.
+CODECS = ("utf_8", "utf_8_sig", "ascii", "latin_1", "idna", "punycode", "raw_unicode_escape",
+          "unicode_escape")  # fmt: skip
+RUNTIME_IMPORTED = tuple(f"encodings.{codec}" for codec in CODECS)
 
 INIT_PY = b'"""vmtailor inside the initrd: the customizer and the initrd stages only."""\n'
 
@@ -101,20 +104,11 @@ def startup_modules(python: str) -> list[str]:
     return [*out.split(), "runpy"]  # runpy: `python -m`
 
 
-def _submodules(packages: tuple[str, ...], stdlib: str) -> list[str]:
-    names = []
-    for package in packages:
-        for entry in sorted(os.listdir(os.path.join(stdlib, package))):
-            if entry.endswith(".py") and entry != "__init__.py":
-                names.append(f"{package}.{entry[:-3]}")
-    return names
-
-
 def find_stdlib(staged_site: str, roots: list[str], python: str) -> list[str]:
     """Host paths of every stdlib file (source or extension) the roots import."""
     stdlib, dynload = _stdlib()
     finder = modulefinder.ModuleFinder(path=[staged_site, stdlib, dynload], excludes=NOT_SHIPPED)
-    for name in [*startup_modules(python), *_submodules(RUNTIME_IMPORTED, stdlib), *roots]:
+    for name in [*startup_modules(python), *RUNTIME_IMPORTED, *roots]:
         try:
             finder.import_hook(name)
         except (ImportError, AttributeError) as exc:
