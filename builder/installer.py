@@ -91,7 +91,7 @@ class Installer:
 
     def symlink(self, dest: str, target: str) -> None:
         """A link at `dest` unless something is there already: the first installer wins, so
-        a real tool (util-linux mount) keeps its place over a busybox applet link."""
+        a real tool (util-linux blkid) keeps its place over a busybox applet link."""
         if dest in self._done or os.path.lexists(self._dest(dest)):
             return
         self._parent(dest)

@@ -25,12 +25,12 @@ NO_REPLAY = {
 ALWAYS = {"xfs": ("nouuid",)}
 
 
-def simple_mount() -> list[str]:
-    """A guest's fstab options go to util-linux's mount, which knows what every one of
-    them means. Options vmtailor writes itself (the config media, a look inside a
-    filesystem) are the kernel's own, which busybox's mount passes on as they are — and as
-    a static program it starts in ~10 ms under emulation, against ~60 ms for util-linux's.
-    Where there is no busybox (a utility server may lack it), util-linux's it is."""
+def mount_program() -> list[str]:
+    """busybox's mount where there is one, util-linux's otherwise. The options are only
+    ever vmtailor's own — ro or rw, what a look inside needs (noload, norecovery, nouuid,
+    rescue=nologreplay) and, of a guest's fstab, subvol= and subvolid= alone
+    (plan.KEPT_OPTIONS) — which either passes to the kernel as they are; busybox's, a
+    static program, starts in ~10 ms under emulation against ~60 ms for util-linux's."""
     path = os.get_exec_path()
     if any(os.access(os.path.join(d, "busybox"), os.X_OK) for d in path):
         return ["busybox", "mount"]
@@ -69,11 +69,9 @@ class Mounts:
         options: Sequence[str] = (),
         *,
         readonly: bool = False,
-        simple: bool = False,
     ) -> None:
-        """Mount `source` on `target`, to be unmounted by close(). `simple`: the options
-        are only vmtailor's own, none from a guest's fstab (see simple_mount)."""
-        argv = simple_mount() if simple else ["mount"]
+        """Mount `source` on `target`, to be unmounted by close()."""
+        argv = mount_program()
         if fstype:
             argv += ["-t", fstype]
         argv += ["-o", ",".join(mount_options(fstype, options, readonly=readonly))]

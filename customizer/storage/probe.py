@@ -100,7 +100,7 @@ def look_inside(device: BlockDevice, scratch: str) -> tuple[BlockDevice, list[Ro
     try:
         with Mounts() as mounts:
             if device.fstype == "btrfs":
-                mounts.mount(device.path, mnt, "btrfs", ("subvolid=5",), readonly=True, simple=True)
+                mounts.mount(device.path, mnt, "btrfs", ("subvolid=5",), readonly=True)
                 listed, default, known = _btrfs_subvolumes(mnt)
                 if known:
                     subvols = tuple(Subvolume(i, p) for i, _, p in listed if i is not None)
@@ -111,7 +111,7 @@ def look_inside(device: BlockDevice, scratch: str) -> tuple[BlockDevice, list[Ro
                         top = os.path.join(mnt, path)
                         found.append(_candidate(device, top, path, sid == default))
             else:
-                mounts.mount(device.path, mnt, device.fstype, readonly=True, simple=True)
+                mounts.mount(device.path, mnt, device.fstype, readonly=True)
                 found = [_candidate(device, mnt, None, True)]
     finally:
         with contextlib.suppress(OSError):  # still mounted: close() logged why

@@ -123,7 +123,7 @@ def stage(state: State, ctx: Context) -> None:
     say(f"config media: {device} ({fstype})")
     state.config_device = device
     os.makedirs(ctx.media_dir, exist_ok=True)
-    ctx.mounts.mount(device, ctx.media_dir, fstype, readonly=True, simple=True)
+    ctx.mounts.mount(device, ctx.media_dir, fstype, readonly=True)
     ctx.config = load_config(ctx.media_dir)
     ctx.sources = source_reader(ctx.media_dir)
     state.config_digest = configmod.digest(ctx.config)
