@@ -149,7 +149,7 @@ def compress(raw: str, out: str) -> None:
 
 def _portable(origin: str) -> str:
     """An origin as the manifest shows it: vmtailor's own files by their path in the
-    package ("vmtailor:customizer/root.py") and a pip-installed file (jinja2 …) by its path
+    package ("vmtailor:customizer/root.py") and a pip-installed file by its path
     below site-packages, not by where this checkout or its venv happens to live — so that
     the same inputs give the same ISO from any checkout (the build cache is shared)."""
     if origin.startswith(SOURCE_ROOT + os.sep):

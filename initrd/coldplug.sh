@@ -10,12 +10,14 @@
 # Shell builtins only, but for modprobe: under emulation each other process (cat, sort,
 # grep …) costs ~10 ms, and a round used to start five.
 
-STATE=/run/vmtailor
-mkdir -p $STATE
+# (the two paths can be pointed elsewhere, as tests do with a fake /sys)
+SYS=${VMTAILOR_SYS:-/sys}
+STATE=${VMTAILOR_STATE:-/run/vmtailor}
+mkdir -p "$STATE"
 SEEN=$STATE/modalias.seen
 seen=' '
-if [ -e $SEEN ]; then
-    while read -r alias; do seen="$seen$alias "; done <$SEEN
+if [ -e "$SEEN" ]; then
+    while read -r alias; do seen="$seen$alias "; done <"$SEEN"
 fi
 quiet=0
 round=0
@@ -23,8 +25,10 @@ while [ $round -lt 20 ] && [ $quiet -lt 2 ]; do
     round=$((round + 1))
     new=
     # every device with a modalias sits on a bus: a glob, much cheaper than find
-    for file in /sys/bus/*/devices/*/modalias; do
-        read -r alias <"$file" 2>/dev/null || continue
+    for file in "$SYS"/bus/*/devices/*/modalias; do
+        # 2> first: a device gone since the glob is no error on the console
+        read -r alias 2>/dev/null <"$file" || continue
+        [ -n "$alias" ] || continue
         case "$seen" in *" $alias "*) continue ;; esac
         seen="$seen$alias "
         new="$new $alias"
@@ -36,8 +40,11 @@ while [ $round -lt 20 ] && [ $quiet -lt 2 ]; do
         continue
     fi
     quiet=0
-    # shellcheck disable=SC2086 # one word per modalias (they hold no blanks)
+    set -f # a modalias is a word (no blanks), never a pattern to expand
+    # shellcheck disable=SC2086
     modprobe -a -b -q $new 2>/dev/null
+    set +f
 done
-for alias in $seen; do printf '%s\n' "$alias"; done >$SEEN
+set -f
+for alias in $seen; do printf '%s\n' "$alias"; done >"$SEEN"
 exit 0

@@ -4,10 +4,11 @@ dataclasses writes the source of each class's __init__, __repr__, __eq__ (and a 
 one's __setattr__, __delattr__, __hash__) and compiles it with exec() as the class is
 created: 171 compiles for the 42 dataclasses the initrd's stages import, 16 % of the
 instructions Python spends importing them — and in the guest, under emulation, imports
-are most of Python's start-up. The builder imports the stages once with record(), which
-keeps {source: code object}; install() hands that table to dataclasses' exec(), so the
-same source gets the same code without being compiled again. Source not in the table
-(a class the build did not see) is compiled as before; no table, nothing changes.
+are most of Python's start-up. The builder imports the shipped modules once with
+record(), which keeps {source: code object}; install() hands that table to dataclasses'
+exec(), so the same source gets the same code without being compiled again. Source not
+in the table (a class the build did not see) is compiled as dataclasses would; no table,
+nothing changes.
 
 The table is marshal data, which only the interpreter that wrote it reads: the image
 ships the builder's own interpreter, and the builder writes the table with it."""
@@ -22,6 +23,14 @@ import marshal
 TABLE = "/usr/lib/vmtailor/dataclasses.marshal"
 
 
+def _compile(source):
+    # As dataclasses' own exec() of a string compiles it: dataclasses.py has no
+    # __future__ imports, and this module's (annotations) must not leak into the code.
+    if isinstance(source, str):
+        return compile(source, "<string>", "exec", dont_inherit=True)
+    return source
+
+
 def install(path: str = TABLE) -> int:
     """Let dataclasses take its generated methods from the table at `path`; returns how
     many it holds (0: no table, nothing changed)."""
@@ -30,9 +39,12 @@ def install(path: str = TABLE) -> int:
             table = marshal.load(f)
     except (OSError, EOFError, ValueError, TypeError):
         return 0
+    if not isinstance(table, dict):
+        return 0
 
     def exec_(source, globals=None, locals=None, /):
-        return builtins.exec(table.get(source, source), globals, locals)
+        code = table.get(source) if isinstance(source, str) else None
+        return builtins.exec(code or _compile(source), globals, locals)
 
     dataclasses.exec = exec_  # dataclasses calls exec() by its global name
     return len(table)
@@ -47,9 +59,8 @@ def record(path: str, modules: list[str]) -> int:
 
     def exec_(source, globals=None, locals=None, /):
         if isinstance(source, str) and source not in table:
-            # exec() compiles a string as "<string>" with no __future__ flags of its caller
-            table[source] = compile(source, "<string>", "exec", dont_inherit=True)
-        return builtins.exec(table.get(source, source), globals, locals)
+            table[source] = _compile(source)
+        return builtins.exec(table.get(source) or _compile(source), globals, locals)
 
     dataclasses.exec = exec_
     for name in modules:

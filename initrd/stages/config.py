@@ -45,6 +45,24 @@ def wait_for_drivers(marker: str | None, wait: float) -> None:
         time.sleep(0.02)
 
 
+def floppy_controller(top: str = "/sys/bus") -> bool:
+    """Is there a floppy controller (ISA PnP id PNP0700, as ACPI or PnP lists it) for the
+    floppy driver to drive? Many VMs (q35, Hyper-V Gen 2, most UEFI ones) have none."""
+    for bus, name in (("acpi", "modalias"), ("pnp", "id")):
+        try:
+            devices = os.listdir(os.path.join(top, bus, "devices"))
+        except OSError:
+            continue
+        for device in devices:
+            try:
+                with open(os.path.join(top, bus, "devices", device, name)) as f:
+                    if "PNP0700" in f.read():
+                        return True
+            except OSError:
+                pass
+    return False
+
+
 def _media(paths: list[str], seen: dict[str, dict[str, str]]) -> tuple[str, str] | None:
     seen.update(discover.blkid_many(paths))
     for path in paths:
@@ -65,10 +83,10 @@ def find_media(wait: float) -> tuple[str, str, dict[str, dict[str, str]]]:
         others = [b.path for b in discover.sys_block() if b.kind != "floppy" and b.size != 0]
         found = _media(others, seen)
         if not found:
-            # floppies last: every PC-like VM has a drive, reading an empty one costs an
-            # I/O error and ~0.4 s, and coldplug leaves its driver out (initrd/etc/
+            # floppies last: most VMs have a drive, reading an empty one costs an I/O
+            # error and ~0.4 s, and coldplug leaves its driver out (initrd/etc/
             # modprobe.conf): a CD or disk holding the media ends the search before it
-            if rounds == 0:
+            if rounds == 0 and floppy_controller():
                 run(["modprobe", "floppy"], check=False)
             floppies = [b.path for b in discover.sys_block() if b.kind == "floppy"]
             found = _media(floppies, seen)

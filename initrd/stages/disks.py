@@ -14,7 +14,8 @@ from . import Context, StageError, State, say
 
 # The driver the image has for each filesystem a guest may mount (initrd/features/
 # filesystems.py), and the nls tables FAT's default codepage and iocharset need
-# (Debian's kernel: cp437, ascii). modprobe -a gives up at the first name it cannot find.
+# (Debian's kernel: cp437, ascii). Only what the image has: a name modprobe cannot find
+# is an error on the console, and kmod's modprobe gives up at the first one.
 DRIVERS = {"ext2": "ext4", "ext3": "ext4", "ext4": "ext4", "xfs": "xfs", "btrfs": "btrfs"}
 FAT = ("vfat", "nls_cp437", "nls_ascii")
 

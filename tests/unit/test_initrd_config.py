@@ -1,6 +1,7 @@
 """The config stage reads the canonical JSON `vmtailor media` wrote: rendered for the clone
 on the host, so a "{{" or "{%" in it is the clone's text, never a template to render again
-(the initrd ships no jinja2), and every value is checked in full."""
+(the initrd ships no jinja2), and every value is checked in full. It finds the media on a
+CD or disk first and only then loads the floppy driver, where there is a controller."""
 
 from __future__ import annotations
 
@@ -69,3 +70,73 @@ def test_reading_the_media_needs_no_jinja2(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+class FakeMachine:
+    """sys_block, blkid and run as find_media sees them: CDs and disks from the start, the
+    floppy drive only once its driver is loaded."""
+
+    def __init__(self, media_on: str | None, floppy_controller: bool = True):
+        self.media_on, self.controller, self.runs, self.probed = media_on, floppy_controller, [], []
+
+    def sys_block(self):
+        from vmtailor.customizer.storage.discover import SysBlock
+
+        names = ["sr0", "vda"] + (["fd0"] if ["modprobe", "floppy"] in self.runs else [])
+        return [SysBlock(n, n, None, 0 if n == "fd0" else 1 << 20, False, False) for n in names]
+
+    def blkid_many(self, paths):
+        self.probed.append(list(paths))
+        found = {"TYPE": "iso9660", "LABEL": "VMTCONFIG"}
+        return {p: found if p == self.media_on else {} for p in paths}
+
+    def run(self, argv, check=True):
+        self.runs.append(list(argv))
+
+    def install(self, monkeypatch):
+        from vmtailor.initrd.stages import config as stage
+
+        monkeypatch.setattr(stage.discover, "sys_block", self.sys_block)
+        monkeypatch.setattr(stage.discover, "blkid_many", self.blkid_many)
+        monkeypatch.setattr(stage, "run", self.run)
+        monkeypatch.setattr(stage, "floppy_controller", lambda: self.controller)
+        return stage
+
+
+def test_media_on_a_cd_leaves_the_floppy_driver_unloaded(monkeypatch):
+    machine = FakeMachine("/dev/sr0")
+    stage = machine.install(monkeypatch)
+    device, fstype, seen = stage.find_media(wait=1)
+    assert (device, fstype) == ("/dev/sr0", "iso9660")
+    assert machine.runs == [] and machine.probed == [["/dev/sr0", "/dev/vda"]]
+    assert set(seen) == {"/dev/sr0", "/dev/vda"}  # handed on to the disks stage
+
+
+def test_media_on_a_floppy_is_found_after_everything_else(monkeypatch):
+    machine = FakeMachine("/dev/fd0")
+    stage = machine.install(monkeypatch)
+    assert stage.find_media(wait=1)[:2] == ("/dev/fd0", "iso9660")
+    assert machine.runs == [["modprobe", "floppy"]]
+    assert machine.probed == [["/dev/sr0", "/dev/vda"], ["/dev/fd0"]]
+
+
+def test_no_media_loads_the_floppy_driver_once_and_never_without_a_controller(monkeypatch):
+    for controller, modprobes in ((True, 1), (False, 0)):
+        machine = FakeMachine(None, floppy_controller=controller)
+        stage = machine.install(monkeypatch)
+        with pytest.raises(StageError, match="no config media"):
+            stage.find_media(wait=0.6)  # two rounds, half a second apart
+        assert machine.runs.count(["modprobe", "floppy"]) == modprobes
+        assert ["vmtailor-coldplug"] in machine.runs  # a late controller's drivers
+
+
+def test_floppy_controller_is_read_from_acpi_or_pnp(tmp_path):
+    from vmtailor.initrd.stages.config import floppy_controller
+
+    assert not floppy_controller(str(tmp_path))
+    (tmp_path / "acpi/devices/PNP0303:00").mkdir(parents=True)
+    (tmp_path / "acpi/devices/PNP0303:00/modalias").write_text("acpi:PNP0303:\n")
+    assert not floppy_controller(str(tmp_path))
+    (tmp_path / "pnp/devices/00:03").mkdir(parents=True)
+    (tmp_path / "pnp/devices/00:03/id").write_text("PNP0700\n")
+    assert floppy_controller(str(tmp_path))

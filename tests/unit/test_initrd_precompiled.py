@@ -76,3 +76,31 @@ def test_no_table_or_a_bad_one_changes_nothing(tmp_path):
         "0",
         "False",
     ]
+
+
+def test_a_class_the_table_does_not_hold_is_compiled_as_dataclasses_would(tmp_path):
+    # not the table's module's `from __future__ import annotations`: real annotations
+    code = """
+import dataclasses, sys
+from vmtailor.initrd.precompiled import install, record
+if sys.argv[1] != "-":
+    record(sys.argv[1], [])
+    install(sys.argv[1])
+@dataclasses.dataclass(frozen=True)
+class New:
+    x: int
+    y: str = "a"
+print(New.__init__.__annotations__, New(1) == New(1), repr(New(2, "b")))
+"""
+    assert _python(code, str(tmp_path / "empty")) == _python(code, "-")
+
+
+def test_a_table_that_is_not_a_dict_changes_nothing(tmp_path):
+    import marshal
+
+    (tmp_path / "list").write_bytes(marshal.dumps(["not", "a", "table"]))
+    code = (
+        "import sys, dataclasses; from vmtailor.initrd.precompiled import install; "
+        "print(install(sys.argv[1]), hasattr(dataclasses, 'exec'))"
+    )
+    assert _python(code, str(tmp_path / "list")).split() == ["0", "False"]
