@@ -4,8 +4,9 @@ import that only runs on some path (a renderer, an operation) would fail in the 
 alone. So: the built initrd, unpacked, applies the golden config to every family's
 fixture root with its own interpreter and stdlib, reading the config as the config stage
 does (canonical JSON and files, as `vmtailor media` lays them out) and with the
-dataclass methods the build compiled (vmtailor.initrd.precompiled) — the result is the
-golden one, a second apply changes nothing, and revert restores the tree."""
+dataclass methods the build compiled (vmtailor.initrd.precompiled) and the stdlib modules
+it defers (vmtailor.initrd.deferred) — the result is the golden one, a second apply
+changes nothing, and revert restores the tree. And the stages import none of those."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from vmtailor.configfile import load_config
 
 GUEST = """
 import json, os, sys
+from vmtailor.initrd.deferred import defer
+defer()
 from vmtailor.initrd.precompiled import install
 assert install(os.environ["TABLE"]) > 100  # the dataclass methods the build compiled
 from vmtailor.customizer import engine
@@ -57,10 +60,22 @@ def media(tmp_path_factory):
     return top
 
 
-def _guest(tree, media, root, what: str) -> list:
+# as __main__ starts the stages: which of the deferred modules did their imports load?
+IMPORTS = """
+import json, os, sys
+from vmtailor.initrd.deferred import MODULES, Deferred, defer
+assert defer() == list(MODULES)
+from vmtailor.initrd.precompiled import install
+install(os.environ["TABLE"])
+import vmtailor.initrd.main
+print(json.dumps([n for n in MODULES if not isinstance(sys.modules[n], Deferred)]))
+"""
+
+
+def _guest(tree, *args: str, code: str = GUEST) -> list:
     # the image's interpreter finds its stdlib beside it; -S: no site-packages either
     proc = subprocess.run(
-        [tree / "usr/bin/python3", "-S", "-c", GUEST, media, root, what],
+        [tree / "usr/bin/python3", "-S", "-c", code, *map(str, args)],
         env={
             "PYTHONPATH": str(tree / "usr/lib/vmtailor"),
             "TABLE": str(tree / "usr/lib/vmtailor/dataclasses.marshal"),
@@ -87,3 +102,9 @@ def test_golden_config_with_the_initrds_python(initrd_tree, media, make_root, na
     assert _guest(initrd_tree, media, top, "apply") == []
     _guest(initrd_tree, media, top, "revert")
     assert tree_digest(top) == pristine
+
+
+def test_the_stages_import_none_of_the_deferred_modules(initrd_tree):
+    # inspect comes back with a dataclass that has no docstring (dataclasses writes one
+    # from inspect.signature); difflib or ipaddress with a module-level use
+    assert _guest(initrd_tree, code=IMPORTS) == []

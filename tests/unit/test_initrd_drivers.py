@@ -41,3 +41,39 @@ def test_filesystem_drivers_loaded_up_front_are_all_in_the_image():
     # a name modprobe cannot find is an error on the console (kmod's gives up there)
     image = {m for f in features.resolve(image_features.FEATURES) for m in f.kernel_modules}
     assert {*disks_stage.DRIVERS.values(), *disks_stage.FAT} <= image
+
+
+def _moddir(tmp_path):
+    (tmp_path / "modules.dep").write_text(
+        "kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko kernel/fs/mbcache.ko\n"
+        "kernel/fs/jbd2/jbd2.ko:\n"
+        "kernel/fs/mbcache.ko:\n"
+        "kernel/crypto/crc32c_generic.ko:\n"
+        "kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\n"
+        "kernel/fs/fat/fat.ko:\n"
+    )
+    (tmp_path / "modules.softdep").write_text(
+        "# Soft dependencies extracted from modules themselves.\n"
+        "softdep ext4 pre: crypto-crc32c\n"
+        "softdep jbd2 pre: crypto-crc32c\n"
+        "softdep jbd2 pre: crc32c-left-out post: jbd2-after\n"
+        "softdep fat pre: built_in_only\n"
+    )
+    (tmp_path / "modules.alias").write_text("alias crypto-crc32c crc32c_generic\n")
+    return str(tmp_path)
+
+
+def test_softdeps_of_a_module_and_its_dependencies_come_first_once(tmp_path):
+    # busybox's modprobe ignores modules.softdep: the stage hands it ext4's crc32c itself
+    loaded = disks_stage.with_softdeps(["ext4", "vfat"], _moddir(tmp_path))
+    assert loaded == ["crypto-crc32c", "ext4", "vfat"]
+
+
+def test_softdeps_the_image_cannot_resolve_and_post_ones_are_left_out(tmp_path):
+    # crc32c-left-out (no module, no alias), built_in_only, post: jbd2-after
+    loaded = disks_stage.with_softdeps(["jbd2", "fat"], _moddir(tmp_path))
+    assert loaded == ["crypto-crc32c", "jbd2", "fat"]
+
+
+def test_without_module_indexes_the_modules_are_loaded_as_asked(tmp_path):
+    assert disks_stage.with_softdeps(["xfs"], str(tmp_path / "none")) == ["xfs"]
