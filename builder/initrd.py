@@ -13,6 +13,7 @@ from importlib import resources
 from .. import customizer
 from ..customizer.run import run
 from ..initrd import features as featuremod
+from ..initrd import image
 from . import cpio, dpkg
 from . import python as pythonmod
 from .installer import Installer, image_path
@@ -33,12 +34,18 @@ INITRD_NAME = "initrd.lz4"
 SOURCE_ROOT = os.path.dirname(os.path.dirname(customizer.__file__))
 
 
+MEDIA_DIR = "media-modules"  # beside the initrd: the modules it leaves on the ISO
+
+
 @dataclass
 class InitrdResult:
+    """The initrd, its manifest, and the kernel modules it leaves on the ISO."""
+
     path: str  # the compressed cpio (COMPRESSOR)
     manifest: str  # tab-separated: image path, Debian package (or "-"), origin
     size: int
     files: int
+    media: str  # a tree of modules, as below /lib/modules/VERSION/, for image.ISO_MODULES
 
 
 def stage(
@@ -61,8 +68,8 @@ def stage(
             inst.symlink(dest, target)
         for src, dest, mode in feature.data:
             inst.data(dest, package.joinpath(src).read_bytes(), mode, origin=f"vmtailor:{src}")
-        if feature.kernel_modules:
-            inst.kmods(list(feature.kernel_modules))
+        if feature.kernel_modules or feature.media_modules:
+            inst.kmods([*feature.kernel_modules, *feature.media_modules])
         if feature.python:
             py = feature.python
             pythonmod.install(inst, py.roots, py.packages, py.vmtailor)
@@ -75,6 +82,29 @@ def stage(
     if inst.kernel_modules:
         _depmod(inst, moddir)
     return inst
+
+
+def move_media_modules(
+    inst: Installer, names: list[str] | tuple[str, ...], media: str
+) -> list[str]:
+    """Move the modules the features' media_modules need (those and their dependencies
+    and softdeps, but none the initrd's own kernel_modules need too) out of the staged
+    tree into `media`, leaving in each one's place a symlink to where the stages mount
+    the ISO. depmod has indexed them already: modules.dep names them as any other."""
+    wanted = featuremod.resolve(names)
+    index = inst.modules
+    kept = set(index.closure([m for f in wanted for m in f.kernel_modules]))
+    moved = []
+    for mod in index.closure([m for f in wanted for m in f.media_modules]):
+        if mod in kept:
+            continue
+        rel = index.paths[mod]
+        staged = os.path.join(inst.staging, inst.module_dest(rel).lstrip("/"))
+        os.makedirs(os.path.dirname(os.path.join(media, rel)), exist_ok=True)
+        os.rename(staged, os.path.join(media, rel))
+        os.symlink(f"{image.ISO_MOUNT}{image.ISO_MODULES}/{rel}", staged)
+        moved.append(mod)
+    return moved
 
 
 def _busybox_applets(inst: Installer, reserved: set[str]) -> None:
@@ -124,12 +154,17 @@ def build_initrd(
     epoch: int,
     overlay: dict[str, bytes] | None = None,
 ) -> InitrdResult:
-    """Build `out_dir`/INITRD_NAME and `out_dir`/initrd.manifest from the kernel modules in
-    `moddir`; every mtime in the archive is `epoch` (SOURCE_DATE_EPOCH). `overlay` adds
-    files ({image path: content}), e.g. a test's stand-in for a module."""
+    """Build `out_dir`/INITRD_NAME, `out_dir`/initrd.manifest and the modules for the ISO
+    in `out_dir`/MEDIA_DIR from the kernel modules in `moddir`; every mtime in the archive
+    is `epoch` (SOURCE_DATE_EPOCH). `overlay` adds files ({image path: content}), e.g. a
+    test's stand-in for a module. The manifest lists a module left on the ISO at its
+    path in the initrd, where a symlink to the mounted ISO stands."""
     staging = os.path.join(out_dir, "staging")
     shutil.rmtree(staging, ignore_errors=True)
     inst = stage(staging, moddir, features, overlay)
+    media = os.path.join(out_dir, MEDIA_DIR)
+    if inst.kernel_modules:
+        move_media_modules(inst, features, media)
     manifest = os.path.join(out_dir, "initrd.manifest")
     files = write_manifest(inst, manifest)
     raw = os.path.join(out_dir, "initrd.cpio")
@@ -139,7 +174,7 @@ def build_initrd(
     compress(raw, out)
     os.unlink(raw)
     shutil.rmtree(staging)
-    return InitrdResult(out, manifest, os.path.getsize(out), files)
+    return InitrdResult(out, manifest, os.path.getsize(out), files, media)
 
 
 def compress(raw: str, out: str) -> None:

@@ -119,6 +119,7 @@ def build_iso(
             built = True
     initrd_path = os.path.join(idir, initrd.INITRD_NAME)
     manifest = os.path.join(idir, "initrd.manifest")
+    media = os.path.join(idir, initrd.MEDIA_DIR)
 
     full_cmdline = " ".join(filter(None, [image.KERNEL_CMDLINE, cmdline]))
     kernel_digest = cache.file_digest(kernel_path)
@@ -128,7 +129,8 @@ def build_iso(
         if not os.path.exists(iso_cached):
             log.info("mastering the ISO")
             tmp = iso_cached + ".tmp"
-            _master(tmp, kernel_path, initrd_path, manifest, tuple(firmware), full_cmdline, epoch)
+            _master(tmp, kernel_path, initrd_path, manifest, media, tuple(firmware),
+                    full_cmdline, epoch)  # fmt: skip
             os.rename(tmp, iso_cached)
             cache.prune(root, "iso-")
             built = True
@@ -154,12 +156,18 @@ def _read(path: str) -> bytes:
         return f.read()
 
 
-def _master(out: str, kernel_path: str, initrd_path: str, manifest: str,
+def _master(out: str, kernel_path: str, initrd_path: str, manifest: str, media: str,
             firmware: tuple[str, ...], cmdline: str, epoch: int) -> None:  # fmt: skip
     iso = IsoImage(image.ISO_LABEL, epoch)
     iso.add(boot.KERNEL, _read(kernel_path))
     iso.add(boot.INITRD, _read(initrd_path))
     iso.add("/boot/initrd.manifest", _read(manifest))
+    # the modules the initrd leaves here, in a fixed order (the same ISO every time)
+    for top, dirs, files in os.walk(media):
+        dirs.sort()
+        for name in sorted(files):
+            rel = os.path.relpath(os.path.join(top, name), media)
+            iso.add(f"{image.ISO_MODULES}/{rel}", _read(os.path.join(top, name)))
     catalog = {"bootcatfile": "/BOOT/BOOT.CAT;1", "rr_bootcatname": "boot.cat"}
     if "bios" in firmware:
         iso.add("/isolinux/isolinux.bin", _read(boot.ISOLINUX_BIN))

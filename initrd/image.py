@@ -18,6 +18,11 @@ FEATURES = ("base", "modalias", "storage", "filesystems", "blkid", "lvm", "pytho
 KERNEL_CMDLINE = "console=tty0 console=ttyS0,115200 mitigations=off init_on_alloc=0"
 
 ISO_LABEL = "VMTAILOR"  # the customization ISO's volume label
+# Kernel modules the initrd leaves on the ISO (features' media_modules): the ISO holds
+# them under ISO_MODULES (as /lib/modules/VERSION/ holds them), the initrd a symlink in
+# each one's place to where the stages mount the ISO, ISO_MOUNT.
+ISO_MODULES = "/modules"
+ISO_MOUNT = "/run/vmtailor/iso"
 CONFIG_LABEL = "VMTCONFIG"  # the config media's label (FAT allows 11 characters)
 
 # The config media's layout: the canonical JSON, and each `source:` file under FILES_DIR

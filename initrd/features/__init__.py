@@ -29,6 +29,9 @@ class Feature:
     binaries: tuple[str, ...] = ()  # names on the build host's PATH, or absolute paths
     links: tuple[tuple[str, str], ...] = ()  # (image path, target)
     kernel_modules: tuple[str, ...] = ()  # names or aliases
+    # modules only some guests need, kept on the ISO (image.ISO_MODULES), not in the
+    # initrd: the stages mount the ISO to load them (vmtailor.initrd.stages.disks)
+    media_modules: tuple[str, ...] = ()
     data: tuple[tuple[str, str, int], ...] = ()  # (file in vmtailor/initrd/, image path, mode)
     directories: tuple[str, ...] = ()
     python: PythonNeeds | None = None

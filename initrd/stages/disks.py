@@ -11,6 +11,8 @@ from vmtailor.customizer.storage import discover
 from vmtailor.customizer.storage.devices import BlockDevice
 from vmtailor.customizer.storage.guest import find_guest
 
+from .. import image
+from ..modules import ModuleIndex
 from . import Context, StageError, State, say
 
 # The driver the image has for each filesystem a guest may mount (initrd/features/
@@ -21,60 +23,50 @@ DRIVERS = {"ext2": "ext4", "ext3": "ext4", "ext4": "ext4", "xfs": "xfs", "btrfs"
 FAT = ("vfat", "nls_cp437", "nls_ascii")
 
 
-def _module_name(path: str) -> str:
-    return os.path.basename(path).split(".", 1)[0].replace("-", "_")
+def _mount_iso(ctx: Context, missing: list[str]) -> None:
+    """Mount the customization ISO where the modules the initrd left on it are expected.
+    Only a CD drive's: a guest's disk may carry any label (and the guest is not trusted
+    with what the kernel loads); the hypervisor attaches the CDs."""
+    cds = [
+        path
+        for path, keys in sorted(ctx.probed.items())
+        if os.path.basename(path).startswith("sr")
+        and keys.get("TYPE") == "iso9660"
+        and keys.get("LABEL") == image.ISO_LABEL
+    ]
+    if not cds:
+        raise StageError(
+            f"the guest needs {', '.join(missing)}, which the customization ISO carries: "
+            f"no CD labelled {image.ISO_LABEL} is attached (boot it from the ISO as a CD)"
+        )
+    os.makedirs(image.ISO_MOUNT, exist_ok=True)
+    ctx.mounts.mount(cds[0], image.ISO_MOUNT, "iso9660", readonly=True)
+    say(f"  kernel modules from {cds[0]}: {', '.join(missing)}")
 
 
-def with_softdeps(modules: Sequence[str], moddir: str | None = None) -> list[str]:
-    """`modules` preceded by the softdeps ("pre:") of them and of what they depend on, as
-    kmod's modprobe would load them: busybox's reads only modules.dep, and the kernel
-    then asks for each missing one at first use — for ext4, crc32c at the first mount,
-    through a modprobe process of its own (~0.1 s under emulation)."""
-    moddir = moddir or os.path.join("/lib/modules", os.uname().release)
-    deps: dict[str, list[str]] = {}
-    pre: dict[str, list[str]] = {}
-    try:
-        with open(os.path.join(moddir, "modules.dep")) as f:
-            for line in f:
-                module, _, needs = line.partition(":")
-                deps[_module_name(module)] = [_module_name(n) for n in needs.split()]
-        with open(os.path.join(moddir, "modules.softdep")) as f:
-            for line in f:
-                words = line.split()
-                if len(words) >= 3 and words[0] == "softdep":
-                    # softdep MODULE pre: A B post: C — only what comes before post:
-                    names = words[2:]
-                    if "post:" in names:
-                        names = names[: names.index("post:")]
-                    pre.setdefault(words[1].replace("-", "_"), []).extend(
-                        n for n in names if n != "pre:"
-                    )
-        with open(os.path.join(moddir, "modules.alias")) as f:
-            aliases = {w[1] for w in map(str.split, f) if len(w) == 3 and w[0] == "alias"}
-    except OSError:
-        return list(modules)
-    # only what the image has: a softdep on a module built into the kernel or left out is
-    # a name modprobe cannot find
-    first: list[str] = []
-    for module in modules:
-        name = module.replace("-", "_")
-        for needed in (name, *deps.get(name, ())):
-            for soft in pre.get(needed, ()):
-                if soft not in first and (soft in aliases or soft.replace("-", "_") in deps):
-                    first.append(soft)
-    return first + [m for m in modules if m not in first]
-
-
-def load_filesystems(devices: Sequence[BlockDevice]) -> None:
+def load_filesystems(devices: Sequence[BlockDevice], ctx: Context) -> None:
     """The drivers for the filesystems on the guest's devices, with their softdeps, in one
-    modprobe run. The kernel would load each at its first mount, one modprobe process per
-    module; a module this leaves out (another nls table), it still loads on demand."""
+    modprobe run — from the ISO, mounted first, if the initrd left them there. The kernel
+    would load each at its first mount, one modprobe process per module; a module this
+    leaves out (another nls table), it still loads on demand."""
     fstypes = {d.fstype for d in devices}
     modules = sorted({DRIVERS[t] for t in fstypes if t in DRIVERS})
     if "vfat" in fstypes:
         modules += FAT
-    if modules:
-        run(["modprobe", "-a", "-q", *with_softdeps(modules)], check=False)
+    if not modules:
+        return
+    index = ModuleIndex.load()
+    if index is not None:
+        modules = index.with_softdeps(modules)
+        missing = index.missing(modules)
+        if missing:
+            _mount_iso(ctx, missing)
+            if index.missing(modules):
+                raise StageError(
+                    f"{', '.join(index.missing(modules))}: not on the customization ISO "
+                    "(one from another vmtailor build?)"
+                )
+    run(["modprobe", "-a", "-q", *modules], check=False)
 
 
 def stage(state: State, ctx: Context) -> None:
@@ -86,7 +78,7 @@ def stage(state: State, ctx: Context) -> None:
     devices += discover.logical_volumes(devices, ctx.mounts)
     for device in devices:
         say(f"  {device.describe()}")
-    load_filesystems(devices)
+    load_filesystems(devices, ctx)
     found = find_guest(devices, ctx.run_dir)
     ctx.found = found
     state.root = found.root.where

@@ -4,6 +4,7 @@ is bootable both ways (El Torito BIOS + EFI entries)."""
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import subprocess
@@ -17,7 +18,7 @@ from vmtailor.builder.iso import build_iso
 from vmtailor.builder.kmod import ModuleIndex
 from vmtailor.initrd import features
 from vmtailor.initrd import result as result_format
-from vmtailor.initrd.image import FEATURES
+from vmtailor.initrd.image import FEATURES, ISO_MODULES
 
 EPOCH = 1700000000
 MAX_INITRD = 20_000_000
@@ -77,7 +78,7 @@ def test_the_image_uses_every_registered_feature():
 
 def test_every_module_with_its_dependencies_and_softdeps(built, manifest):
     index = ModuleIndex.load(built.modules)
-    names = [m for f in features.resolve(FEATURES) for m in f.kernel_modules]
+    names = [m for f in features.resolve(FEATURES) for m in (*f.kernel_modules, *f.media_modules)]
     version = os.path.basename(built.modules)
     for mod in index.closure(names):
         assert f"/usr/lib/modules/{version}/{index.paths[mod]}" in manifest, mod
@@ -87,6 +88,29 @@ def test_every_module_with_its_dependencies_and_softdeps(built, manifest):
                 "isofs", "floppy", "xfs", "btrfs", "vfat", "dm-mod", "BusLogic", "mptspi"):  # fmt: skip
         assert f"{mod}.ko" in kos, mod
     assert f"/usr/lib/modules/{version}/modules.dep.bin" in manifest  # depmod ran
+
+
+def test_modules_only_xfs_and_btrfs_need_are_on_the_iso(built, cpio_entries):
+    # in the initrd a symlink to where the stages mount the ISO; on the ISO the module
+    index = ModuleIndex.load(built.modules)
+    version = os.path.basename(built.modules)
+    links = {e[0] for e in cpio_entries if stat.S_ISLNK(e[1]) and e[0].endswith(".ko")}
+    on_iso = {os.path.basename(p).split(".")[0].replace("-", "_") for p in links}
+    assert {"xfs", "btrfs", "zstd_compress", "raid6_pq"} <= on_iso
+    kept = index.closure([m for f in features.resolve(FEATURES) for m in f.kernel_modules])
+    assert not on_iso & set(kept)  # ext4's crc32c, dm-mod … stay in the initrd
+    iso = pycdlib.PyCdlib()
+    iso.open(built.iso)
+    try:
+        for mod in ("xfs", "btrfs"):
+            rel = index.paths[mod]
+            assert f"usr/lib/modules/{version}/{rel}" in links
+            data = io.BytesIO()
+            iso.get_file_from_iso_fp(data, rr_path=f"{ISO_MODULES}/{rel}")
+            with open(os.path.join(built.modules, rel), "rb") as f:
+                assert data.getvalue() == f.read(), mod
+    finally:
+        iso.close()
 
 
 def test_manifest_names_debian_packages(manifest):

@@ -9,6 +9,7 @@ import time
 
 from vmtailor.initrd import features
 from vmtailor.initrd import image as image_features
+from vmtailor.initrd.modules import ModuleIndex
 from vmtailor.initrd.stages import disks as disks_stage
 from vmtailor.initrd.stages.config import wait_for_drivers
 
@@ -39,7 +40,11 @@ def test_no_marker_means_no_wait(capsys):
 
 def test_filesystem_drivers_loaded_up_front_are_all_in_the_image():
     # a name modprobe cannot find is an error on the console (kmod's gives up there)
-    image = {m for f in features.resolve(image_features.FEATURES) for m in f.kernel_modules}
+    image = {
+        m
+        for f in features.resolve(image_features.FEATURES)
+        for m in (*f.kernel_modules, *f.media_modules)
+    }
     assert {*disks_stage.DRIVERS.values(), *disks_stage.FAT} <= image
 
 
@@ -51,6 +56,8 @@ def _moddir(tmp_path):
         "kernel/crypto/crc32c_generic.ko:\n"
         "kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\n"
         "kernel/fs/fat/fat.ko:\n"
+        "kernel/fs/xfs/xfs.ko: kernel/lib/libcrc32c.ko\n"
+        "kernel/lib/libcrc32c.ko:\n"
     )
     (tmp_path / "modules.softdep").write_text(
         "# Soft dependencies extracted from modules themselves.\n"
@@ -58,22 +65,43 @@ def _moddir(tmp_path):
         "softdep jbd2 pre: crypto-crc32c\n"
         "softdep jbd2 pre: crc32c-left-out post: jbd2-after\n"
         "softdep fat pre: built_in_only\n"
+        "softdep libcrc32c pre: crc32c\n"
     )
-    (tmp_path / "modules.alias").write_text("alias crypto-crc32c crc32c_generic\n")
-    return str(tmp_path)
+    (tmp_path / "modules.alias").write_text(
+        "alias crypto-crc32c crc32c_generic\nalias crc32c crc32c_generic\n"
+    )
+    for path in ("fs/ext4/ext4.ko", "fs/jbd2/jbd2.ko", "fs/mbcache.ko", "crypto/crc32c_generic.ko",
+                 "fs/fat/vfat.ko", "fs/fat/fat.ko"):  # fmt: skip
+        (tmp_path / "kernel" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "kernel" / path).write_bytes(b"\x7fELF")
+    # as the build leaves xfs on the ISO: a symlink to where the stages mount it
+    for path in ("fs/xfs/xfs.ko", "lib/libcrc32c.ko"):
+        (tmp_path / "kernel" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "kernel" / path).symlink_to(tmp_path / "iso" / path)
+    return ModuleIndex.load(str(tmp_path))
 
 
 def test_softdeps_of_a_module_and_its_dependencies_come_first_once(tmp_path):
     # busybox's modprobe ignores modules.softdep: the stage hands it ext4's crc32c itself
-    loaded = disks_stage.with_softdeps(["ext4", "vfat"], _moddir(tmp_path))
-    assert loaded == ["crypto-crc32c", "ext4", "vfat"]
+    assert _moddir(tmp_path).with_softdeps(["ext4", "vfat"]) == ["crypto-crc32c", "ext4", "vfat"]
 
 
 def test_softdeps_the_image_cannot_resolve_and_post_ones_are_left_out(tmp_path):
     # crc32c-left-out (no module, no alias), built_in_only, post: jbd2-after
-    loaded = disks_stage.with_softdeps(["jbd2", "fat"], _moddir(tmp_path))
+    loaded = _moddir(tmp_path).with_softdeps(["jbd2", "fat"])
     assert loaded == ["crypto-crc32c", "jbd2", "fat"]
 
 
-def test_without_module_indexes_the_modules_are_loaded_as_asked(tmp_path):
-    assert disks_stage.with_softdeps(["xfs"], str(tmp_path / "none")) == ["xfs"]
+def test_without_module_indexes_there_is_no_index(tmp_path):
+    assert ModuleIndex.load(str(tmp_path / "none")) is None
+
+
+def test_modules_left_on_the_iso_are_missing_until_it_is_mounted(tmp_path):
+    index = _moddir(tmp_path)
+    assert index.missing(index.with_softdeps(["ext4", "vfat"])) == []
+    assert index.missing(index.with_softdeps(["xfs"])) == ["libcrc32c", "xfs"]
+    assert index.closure(["xfs"]) == {"xfs", "libcrc32c", "crc32c_generic"}
+    for path in ("fs/xfs/xfs.ko", "lib/libcrc32c.ko"):  # the ISO, mounted
+        (tmp_path / "iso" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "iso" / path).write_bytes(b"\x7fELF")
+    assert index.missing(["xfs"]) == []
