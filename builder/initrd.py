@@ -34,18 +34,18 @@ INITRD_NAME = "initrd.lz4"
 SOURCE_ROOT = os.path.dirname(os.path.dirname(customizer.__file__))
 
 
-MEDIA_DIR = "media-modules"  # beside the initrd: the modules it leaves on the ISO
+MEDIA_DIR = "media"  # beside the initrd: the files it leaves on the ISO, as the ISO has them
 
 
 @dataclass
 class InitrdResult:
-    """The initrd, its manifest, and the kernel modules it leaves on the ISO."""
+    """The initrd, its manifest, and the files it leaves on the ISO."""
 
     path: str  # the compressed cpio (COMPRESSOR)
     manifest: str  # tab-separated: image path, Debian package (or "-"), origin
     size: int
     files: int
-    media: str  # a tree of modules, as below /lib/modules/VERSION/, for image.ISO_MODULES
+    media: str  # the files the initrd leaves on the ISO, each at its image.iso_path
 
 
 def stage(
@@ -53,27 +53,27 @@ def stage(
     moddir: str,
     names: list[str] | tuple[str, ...],
     overlay: dict[str, bytes] | None = None,
-) -> Installer:
-    """Install every feature `names` need into `staging`, then the `overlay` files."""
+) -> tuple[Installer, list[str]]:
+    """Install every feature `names` need into `staging`, then the `overlay` files.
+    Returns the installer and the files (image paths) that belong on the ISO: those the
+    features on_media installed and no other feature needed — they go last, so what the
+    rest share with them (libc, a module both need) is already there, the initrd's."""
     inst = Installer(staging, ModuleIndex.load(moddir))
     wanted = featuremod.resolve(names)
-    package = resources.files("vmtailor.initrd")
     for feature in wanted:
-        log.info("[started]  initrd feature %s", feature.name)
-        for folder in feature.directories:
-            inst.directory(folder)
-        for binary in feature.binaries:
-            inst.binary(binary)
-        for dest, target in feature.links:
-            inst.symlink(dest, target)
-        for src, dest, mode in feature.data:
-            inst.data(dest, package.joinpath(src).read_bytes(), mode, origin=f"vmtailor:{src}")
-        if feature.kernel_modules or feature.media_modules:
-            inst.kmods([*feature.kernel_modules, *feature.media_modules])
-        if feature.python:
-            py = feature.python
-            pythonmod.install(inst, py.roots, py.packages, py.vmtailor)
-        log.info("[finished] initrd feature %s", feature.name)
+        for dep in feature.depends:
+            if featuremod.FEATURES[dep].on_media and not feature.on_media:
+                raise ValueError(f"initrd feature {feature.name} depends on {dep}, on the ISO")
+    for feature in [f for f in wanted if not f.on_media]:
+        _install(inst, feature)
+    before = {i.path for i in inst.manifest()}
+    for feature in [f for f in wanted if f.on_media]:
+        _install(inst, feature)
+    on_media = sorted(
+        i.path
+        for i in inst.manifest()
+        if i.path not in before and not os.path.islink(os.path.join(staging, i.path.lstrip("/")))
+    )
     for dest, content in sorted((overlay or {}).items()):
         inst.data(dest, content, 0o644, origin="overlay")
     if any(f.busybox_applets for f in wanted):
@@ -81,30 +81,38 @@ def stage(
         _busybox_applets(inst, reserved)  # last: real tools installed above keep their names
     if inst.kernel_modules:
         _depmod(inst, moddir)
-    return inst
+    return inst, on_media
 
 
-def move_media_modules(
-    inst: Installer, names: list[str] | tuple[str, ...], media: str
-) -> list[str]:
-    """Move the modules the features' media_modules need (those and their dependencies
-    and softdeps, but none the initrd's own kernel_modules need too) out of the staged
-    tree into `media`, leaving in each one's place a symlink to where the stages mount
-    the ISO. depmod has indexed them already: modules.dep names them as any other."""
-    wanted = featuremod.resolve(names)
-    index = inst.modules
-    kept = set(index.closure([m for f in wanted for m in f.kernel_modules]))
-    moved = []
-    for mod in index.closure([m for f in wanted for m in f.media_modules]):
-        if mod in kept:
-            continue
-        rel = index.paths[mod]
-        staged = os.path.join(inst.staging, inst.module_dest(rel).lstrip("/"))
-        os.makedirs(os.path.dirname(os.path.join(media, rel)), exist_ok=True)
-        os.rename(staged, os.path.join(media, rel))
-        os.symlink(f"{image.ISO_MOUNT}{image.ISO_MODULES}/{rel}", staged)
-        moved.append(mod)
-    return moved
+def _install(inst: Installer, feature: featuremod.Feature) -> None:
+    log.info("[started]  initrd feature %s", feature.name)
+    package = resources.files("vmtailor.initrd")
+    for folder in feature.directories:
+        inst.directory(folder)
+    for binary in feature.binaries:
+        inst.binary(binary)
+    for dest, target in feature.links:
+        inst.symlink(dest, target)
+    for src, dest, mode in feature.data:
+        inst.data(dest, package.joinpath(src).read_bytes(), mode, origin=f"vmtailor:{src}")
+    if feature.kernel_modules:
+        inst.kmods(list(feature.kernel_modules))
+    if feature.python:
+        py = feature.python
+        pythonmod.install(inst, py.roots, py.packages, py.vmtailor)
+    log.info("[finished] initrd feature %s", feature.name)
+
+
+def move_to_media(staging: str, paths: list[str], media: str) -> None:
+    """Move the files at `paths` (image paths) from the staged tree to `media`, as the ISO
+    holds them (image.iso_path), leaving in each one's place a symlink to where the
+    stages mount the ISO. depmod has indexed the modules among them already."""
+    for path in paths:
+        staged = os.path.join(staging, path.lstrip("/"))
+        on_iso = image.iso_path(path)
+        os.makedirs(os.path.dirname(media + on_iso), exist_ok=True)
+        os.rename(staged, media + on_iso)
+        os.symlink(image.ISO_MOUNT + on_iso, staged)
 
 
 def _busybox_applets(inst: Installer, reserved: set[str]) -> None:
@@ -157,14 +165,14 @@ def build_initrd(
     """Build `out_dir`/INITRD_NAME, `out_dir`/initrd.manifest and the modules for the ISO
     in `out_dir`/MEDIA_DIR from the kernel modules in `moddir`; every mtime in the archive
     is `epoch` (SOURCE_DATE_EPOCH). `overlay` adds files ({image path: content}), e.g. a
-    test's stand-in for a module. The manifest lists a module left on the ISO at its
-    path in the initrd, where a symlink to the mounted ISO stands."""
+    test's stand-in for a module. The manifest lists a file left on the ISO at its path
+    in the initrd, where a symlink to the mounted ISO stands."""
     staging = os.path.join(out_dir, "staging")
     shutil.rmtree(staging, ignore_errors=True)
-    inst = stage(staging, moddir, features, overlay)
+    inst, on_media = stage(staging, moddir, features, overlay)
     media = os.path.join(out_dir, MEDIA_DIR)
-    if inst.kernel_modules:
-        move_media_modules(inst, features, media)
+    os.makedirs(media)
+    move_to_media(staging, on_media, media)
     manifest = os.path.join(out_dir, "initrd.manifest")
     files = write_manifest(inst, manifest)
     raw = os.path.join(out_dir, "initrd.cpio")

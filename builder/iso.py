@@ -162,12 +162,13 @@ def _master(out: str, kernel_path: str, initrd_path: str, manifest: str, media: 
     iso.add(boot.KERNEL, _read(kernel_path))
     iso.add(boot.INITRD, _read(initrd_path))
     iso.add("/boot/initrd.manifest", _read(manifest))
-    # the modules the initrd leaves here, in a fixed order (the same ISO every time)
+    # the files the initrd leaves here, in a fixed order (the same ISO every time)
     for top, dirs, files in os.walk(media):
         dirs.sort()
         for name in sorted(files):
-            rel = os.path.relpath(os.path.join(top, name), media)
-            iso.add(f"{image.ISO_MODULES}/{rel}", _read(os.path.join(top, name)))
+            path = os.path.join(top, name)
+            mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            iso.add("/" + os.path.relpath(path, media), _read(path), mode)
     catalog = {"bootcatfile": "/BOOT/BOOT.CAT;1", "rr_bootcatname": "boot.cat"}
     if "bios" in firmware:
         iso.add("/isolinux/isolinux.bin", _read(boot.ISOLINUX_BIN))

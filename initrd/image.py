@@ -4,7 +4,7 @@ Host side (builder, CLI, tests) and initrd side (/init, vmtailor.initrd.main) bo
 these; nothing here touches the host."""
 
 # initrd features (see vmtailor.initrd.features), in install order
-FEATURES = ("base", "modalias", "storage", "filesystems", "blkid", "lvm", "python")
+FEATURES = ("base", "modalias", "storage", "filesystems", "blkid", "lvm", "xfs", "btrfs", "python")
 
 # serial last: /dev/console, and so every line /init and Python print, goes to the last
 # console= — the serial port the host reads. The kernel's own messages go to both.
@@ -18,11 +18,23 @@ FEATURES = ("base", "modalias", "storage", "filesystems", "blkid", "lvm", "pytho
 KERNEL_CMDLINE = "console=tty0 console=ttyS0,115200 mitigations=off init_on_alloc=0"
 
 ISO_LABEL = "VMTAILOR"  # the customization ISO's volume label
-# Kernel modules the initrd leaves on the ISO (features' media_modules): the ISO holds
-# them under ISO_MODULES (as /lib/modules/VERSION/ holds them), the initrd a symlink in
-# each one's place to where the stages mount the ISO, ISO_MOUNT.
-ISO_MODULES = "/modules"
+# Files the initrd leaves on the ISO (features on_media): the ISO holds them at
+# iso_path(), the initrd a symlink in each one's place to where the stages mount the
+# ISO, ISO_MOUNT.
+ISO_MODULES = "/modules"  # kernel modules, as /lib/modules/VERSION/ holds them
+ISO_FILES = "/files"  # the rest, at their path in the image
 ISO_MOUNT = "/run/vmtailor/iso"
+
+
+def iso_path(path: str) -> str:
+    """Where the ISO holds the file the image has at `path` (ISO 9660 allows 8 levels of
+    folders: a module's path in the image has 8 already)."""
+    head, sep, rest = path.partition("/lib/modules/")
+    if sep and head in ("", "/usr"):
+        return f"{ISO_MODULES}/{rest.partition('/')[2]}"
+    return f"{ISO_FILES}{path}"
+
+
 CONFIG_LABEL = "VMTCONFIG"  # the config media's label (FAT allows 11 characters)
 
 # The config media's layout: the canonical JSON, and each `source:` file under FILES_DIR

@@ -13,10 +13,12 @@ applies the config, prints a result record on the serial console and powers off.
 
 The kernel is the newest Debian linux-image-amd64 installed (or --kernel, with its
 modules in /lib/modules/VERSION or --modules); the initrd carries busybox, util-linux's
-blkid, lvm2, storage and filesystem drivers for every mainstream hypervisor, and a
-Python with only the stdlib the customizer uses. The same inputs give a byte-identical
-ISO (timestamps from SOURCE_DATE_EPOCH); results are cached (--cache-dir, default
-/var/cache/vmtailor/build), so a rebuild with nothing changed is a copy.
+blkid, storage and filesystem drivers for every mainstream hypervisor, and a Python with
+only the stdlib the customizer uses. lvm2 and the xfs and btrfs drivers stay on the ISO
+(/files, /modules), which the initrd mounts from its CD drive when a guest needs them:
+attach the ISO as a CD. The same inputs give a byte-identical ISO (timestamps from
+SOURCE_DATE_EPOCH); results are cached (--cache-dir, default /var/cache/vmtailor/build),
+so a rebuild with nothing changed is a copy.
 
 examples:
   vmtailor build --out customize.iso

@@ -29,9 +29,11 @@ class Feature:
     binaries: tuple[str, ...] = ()  # names on the build host's PATH, or absolute paths
     links: tuple[tuple[str, str], ...] = ()  # (image path, target)
     kernel_modules: tuple[str, ...] = ()  # names or aliases
-    # modules only some guests need, kept on the ISO (image.ISO_MODULES), not in the
-    # initrd: the stages mount the ISO to load them (vmtailor.initrd.stages.disks)
-    media_modules: tuple[str, ...] = ()
+    # only some guests need it: the files it installs that no other feature does stay on
+    # the ISO (image.iso_path), a symlink to each in the initrd; the stages mount the ISO
+    # when a guest needs them (vmtailor.initrd.stages.disks). No feature in the initrd
+    # may depend on one.
+    on_media: bool = False
     data: tuple[tuple[str, str, int], ...] = ()  # (file in vmtailor/initrd/, image path, mode)
     directories: tuple[str, ...] = ()
     python: PythonNeeds | None = None
@@ -41,10 +43,10 @@ class Feature:
 
 
 def _collect() -> dict[str, Feature]:
-    from . import base, blkid, filesystems, lvm, modalias, python, storage
+    from . import base, blkid, btrfs, filesystems, lvm, modalias, python, storage, xfs
 
     table = {}
-    for module in (base, modalias, storage, filesystems, blkid, lvm, python):
+    for module in (base, modalias, storage, filesystems, blkid, lvm, xfs, btrfs, python):
         table[module.FEATURE.name] = module.FEATURE
     return table
 

@@ -23,10 +23,16 @@ DRIVERS = {"ext2": "ext4", "ext3": "ext4", "ext4": "ext4", "xfs": "xfs", "btrfs"
 FAT = ("vfat", "nls_cp437", "nls_ascii")
 
 
+# lvm2 stays on the ISO (initrd/features/lvm.py): a symlink to it until it is mounted
+LVM = "/usr/sbin/lvm"
+
+
 def _mount_iso(ctx: Context, missing: list[str]) -> None:
-    """Mount the customization ISO where the modules the initrd left on it are expected.
+    """Mount the customization ISO where the files the initrd left on it are expected.
     Only a CD drive's: a guest's disk may carry any label (and the guest is not trusted
-    with what the kernel loads); the hypervisor attaches the CDs."""
+    with what the kernel loads or vmtailor runs); the hypervisor attaches the CDs."""
+    if os.path.ismount(image.ISO_MOUNT):
+        return
     cds = [
         path
         for path, keys in sorted(ctx.probed.items())
@@ -41,7 +47,7 @@ def _mount_iso(ctx: Context, missing: list[str]) -> None:
         )
     os.makedirs(image.ISO_MOUNT, exist_ok=True)
     ctx.mounts.mount(cds[0], image.ISO_MOUNT, "iso9660", readonly=True)
-    say(f"  kernel modules from {cds[0]}: {', '.join(missing)}")
+    say(f"  from the ISO on {cds[0]}: {', '.join(missing)}")
 
 
 def load_filesystems(devices: Sequence[BlockDevice], ctx: Context) -> None:
@@ -75,6 +81,8 @@ def stage(state: State, ctx: Context) -> None:
     devices = discover.guest_devices(media_disks, only=ctx.disks, known=ctx.probed)
     if not devices:
         raise StageError("no guest disks: only the customization and config media are attached")
+    if any(d.fstype == "LVM2_member" for d in devices) and not os.path.exists(LVM):
+        _mount_iso(ctx, ["lvm2"])
     devices += discover.logical_volumes(devices, ctx.mounts)
     for device in devices:
         say(f"  {device.describe()}")

@@ -152,11 +152,11 @@ def check_customized(image: Path, vm, name: str, hostname: str) -> None:
     assert [m["target"] for m in record["mounts"]] == LAYOUTS[name]
     assert {"action": "modify", "path": "/etc/hostname"} in record["changes"]
     assert record["timings"]["total"] < 60
-    # xfs and btrfs come from the ISO, mounted for them; ext4 is in the initrd
-    from_iso = re.search(r"kernel modules from /dev/sr\d: (.*)", vm.log)
+    # lvm2, xfs and btrfs come from the ISO, mounted for them; ext4 is in the initrd
+    from_iso = re.search(r"from the ISO on /dev/sr\d: (.*)", vm.log)
     assert (from_iso is not None) == (name != "debian"), vm.log[-3000:]
     if from_iso:
-        assert ("xfs" if name == "el-lvm" else "btrfs") in from_iso[1].split(", ")
+        assert ("lvm2" if name == "el-lvm" else "btrfs") in from_iso[1].split(", ")
     with guest_tree(image) as (root, found, devices):
         assert (root / "etc/hostname").read_text() == f"{hostname}\n"
         assert (root / "etc/issue.net").read_bytes() == ISSUE

@@ -18,7 +18,7 @@ from vmtailor.builder.iso import build_iso
 from vmtailor.builder.kmod import ModuleIndex
 from vmtailor.initrd import features
 from vmtailor.initrd import result as result_format
-from vmtailor.initrd.image import FEATURES, ISO_MODULES
+from vmtailor.initrd.image import FEATURES, iso_path
 
 EPOCH = 1700000000
 MAX_INITRD = 20_000_000
@@ -78,7 +78,7 @@ def test_the_image_uses_every_registered_feature():
 
 def test_every_module_with_its_dependencies_and_softdeps(built, manifest):
     index = ModuleIndex.load(built.modules)
-    names = [m for f in features.resolve(FEATURES) for m in (*f.kernel_modules, *f.media_modules)]
+    names = [m for f in features.resolve(FEATURES) for m in f.kernel_modules]
     version = os.path.basename(built.modules)
     for mod in index.closure(names):
         assert f"/usr/lib/modules/{version}/{index.paths[mod]}" in manifest, mod
@@ -90,25 +90,30 @@ def test_every_module_with_its_dependencies_and_softdeps(built, manifest):
     assert f"/usr/lib/modules/{version}/modules.dep.bin" in manifest  # depmod ran
 
 
-def test_modules_only_xfs_and_btrfs_need_are_on_the_iso(built, cpio_entries):
-    # in the initrd a symlink to where the stages mount the ISO; on the ISO the module
+def test_what_only_lvm_xfs_and_btrfs_need_is_on_the_iso(built, cpio_entries, manifest):
+    # in the initrd a symlink to where the stages mount the ISO; on the ISO the file
     index = ModuleIndex.load(built.modules)
-    version = os.path.basename(built.modules)
-    links = {e[0] for e in cpio_entries if stat.S_ISLNK(e[1]) and e[0].endswith(".ko")}
-    on_iso = {os.path.basename(p).split(".")[0].replace("-", "_") for p in links}
-    assert {"xfs", "btrfs", "zstd_compress", "raid6_pq"} <= on_iso
-    kept = index.closure([m for f in features.resolve(FEATURES) for m in f.kernel_modules])
-    assert not on_iso & set(kept)  # ext4's crc32c, dm-mod … stay in the initrd
+    links = {"/" + e[0] for e in cpio_entries if stat.S_ISLNK(e[1])}
+    on_iso = {p for p in links if p.endswith(".ko") or p == "/usr/sbin/lvm" or ".so" in p}
+    on_iso = {p for p in on_iso if manifest[p][0] != "-"}  # not MERGED or applet links
+    names = {os.path.basename(p).split(".")[0].replace("-", "_") for p in on_iso}
+    assert {"xfs", "btrfs", "zstd_compress", "raid6_pq", "dm_snapshot", "lvm"} <= names
+    assert {"libdevmapper", "libsystemd"} <= names
+    resident = [f for f in features.resolve(FEATURES) if not f.on_media]
+    kept = index.closure([m for f in resident for m in f.kernel_modules])
+    assert not names & set(kept)  # ext4's crc32c, dm-mod … stay in the initrd
+    assert not names & {"libc", "libblkid", "ld-linux-x86-64", "python3"}
     iso = pycdlib.PyCdlib()
     iso.open(built.iso)
     try:
-        for mod in ("xfs", "btrfs"):
-            rel = index.paths[mod]
-            assert f"usr/lib/modules/{version}/{rel}" in links
+        for path in ("/usr/sbin/lvm", next(p for p in on_iso if p.endswith("/xfs.ko"))):
             data = io.BytesIO()
-            iso.get_file_from_iso_fp(data, rr_path=f"{ISO_MODULES}/{rel}")
-            with open(os.path.join(built.modules, rel), "rb") as f:
-                assert data.getvalue() == f.read(), mod
+            iso.get_file_from_iso_fp(data, rr_path=iso_path(path))
+            source = manifest[path][1]
+            if not source.startswith("/"):  # the manifest names a module by its tree path
+                source = os.path.join(built.modules, index.paths["xfs"])
+            with open(source, "rb") as f:
+                assert data.getvalue() == f.read(), path
     finally:
         iso.close()
 

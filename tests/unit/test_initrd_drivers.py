@@ -40,11 +40,7 @@ def test_no_marker_means_no_wait(capsys):
 
 def test_filesystem_drivers_loaded_up_front_are_all_in_the_image():
     # a name modprobe cannot find is an error on the console (kmod's gives up there)
-    image = {
-        m
-        for f in features.resolve(image_features.FEATURES)
-        for m in (*f.kernel_modules, *f.media_modules)
-    }
+    image = {m for f in features.resolve(image_features.FEATURES) for m in f.kernel_modules}
     assert {*disks_stage.DRIVERS.values(), *disks_stage.FAT} <= image
 
 
