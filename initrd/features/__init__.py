@@ -43,10 +43,10 @@ class Feature:
 
 
 def _collect() -> dict[str, Feature]:
-    from . import base, blkid, btrfs, filesystems, lvm, modalias, python, storage, xfs
+    from . import base, blkid, filesystems, lvm, modalias, python, storage, xfs_btrfs
 
     table = {}
-    for module in (base, modalias, storage, filesystems, blkid, lvm, xfs, btrfs, python):
+    for module in (base, modalias, storage, filesystems, blkid, lvm, xfs_btrfs, python):
         table[module.FEATURE.name] = module.FEATURE
     return table
 

@@ -1,5 +1,5 @@
-"""Filesystems a guest or its config media may use; xfs and btrfs have features of their
-own (xfs.py, btrfs.py), which stay on the ISO. ext4 pulls crc32c in through its softdep;
+"""Filesystems a guest or its config media may use; xfs and btrfs have a feature of their
+own (xfs_btrfs.py), which stays on the ISO. ext4 pulls crc32c in through its softdep;
 the nls tables are what vfat and isofs ask for when mounting. xfs_logprint tells a dirty
 XFS log (a clone of a running template) from a clean one, so it is refused rather than
 replayed; ext4 and btrfs say so in their superblocks."""

@@ -1,7 +1,7 @@
 """LVM: one lvm binary (the vg*/lv*/pv* commands are links to it) and a config that tells
 it there is no udev to wait for. On the ISO until a guest has an LVM physical volume:
 lvm and the libraries only it needs (libsystemd's chain, libdevmapper, libedit …) are
-9.3 MB of the image, 3.9 MB compressed (see xfs.py for why that matters)."""
+9.3 MB of the image, 3.9 MB compressed (see xfs_btrfs.py for why that matters)."""
 
 from . import Feature
 

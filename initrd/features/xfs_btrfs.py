@@ -1,4 +1,5 @@
-"""The xfs driver, on the ISO until a guest has an XFS filesystem.
+"""The xfs and btrfs drivers (btrfs with its softdeps: crc32c, xxhash64, sha256, blake2b),
+on the ISO until a guest has one of those filesystems.
 
 The firmware reads the initrd from the CD at ~11 MB/s under emulation and the kernel
 unpacks all of it before anything runs: every byte in it costs every boot. xfs and btrfs
@@ -9,9 +10,9 @@ that, and only for the guests that have them."""
 from . import Feature
 
 FEATURE = Feature(
-    name="xfs",
-    summary="the xfs driver (on the ISO)",
+    name="xfs-btrfs",
+    summary="the xfs and btrfs drivers (on the ISO)",
     depends=("filesystems",),
-    kernel_modules=("xfs",),
+    kernel_modules=("xfs", "btrfs"),
     on_media=True,
 )
