@@ -58,12 +58,12 @@ def stage(
     Returns the installer and the files (image paths) that belong on the ISO: those the
     features on_media installed and no other feature needed — they go last, so what the
     rest share with them (libc, a module both need) is already there, the initrd's."""
-    inst = Installer(staging, ModuleIndex.load(moddir))
     wanted = featuremod.resolve(names)
     for feature in wanted:
         for dep in feature.depends:
             if featuremod.FEATURES[dep].on_media and not feature.on_media:
                 raise ValueError(f"initrd feature {feature.name} depends on {dep}, on the ISO")
+    inst = Installer(staging, ModuleIndex.load(moddir))
     for feature in [f for f in wanted if not f.on_media]:
         _install(inst, feature)
     before = {i.path for i in inst.manifest()}

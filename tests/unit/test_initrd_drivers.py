@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from vmtailor.initrd import features
 from vmtailor.initrd import image as image_features
 from vmtailor.initrd.modules import ModuleIndex
@@ -101,3 +103,17 @@ def test_modules_left_on_the_iso_are_missing_until_it_is_mounted(tmp_path):
         (tmp_path / "iso" / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "iso" / path).write_bytes(b"\x7fELF")
     assert index.missing(["xfs"]) == []
+
+
+def test_no_feature_in_the_initrd_may_depend_on_one_on_the_iso(monkeypatch, tmp_path):
+    # its files would be symlinks to an ISO nothing mounted yet
+    import dataclasses
+
+    from vmtailor.builder import initrd as builder
+
+    table = dict(features.FEATURES)
+    table["needs-lvm"] = dataclasses.replace(table["blkid"], name="needs-lvm", depends=("lvm",))
+    monkeypatch.setattr(features, "FEATURES", table)
+    with pytest.raises(ValueError, match="needs-lvm depends on lvm, on the ISO"):
+        builder.stage(str(tmp_path / "staging"), str(tmp_path / "none"), ["needs-lvm"])
+    assert not (tmp_path / "staging").exists()  # nothing staged
