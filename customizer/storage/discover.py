@@ -90,18 +90,30 @@ def blkid(path: str) -> dict[str, str]:
 def blkid_many(paths: Sequence[str]) -> dict[str, dict[str, str]]:
     """blkid's low-level probe of every path in one run (a process per device costs ~0.1 s
     in the initrd): path -> its keys, {} for a path with nothing blkid could name — no
-    medium, no signature, an I/O error or two signatures at once."""
+    medium, no signature, an I/O error or two signatures at once.
+
+    blkid stops at the first device it cannot read at all — an empty CD drive ("No medium
+    found": a VM's default drive reports a size all the same), an unbound loop device —
+    and names none after it. So the devices after the last one it named go round again;
+    a round that names none drops its first device (nothing there, or the one that
+    stopped it). Only those rounds cost a process more."""
     found: dict[str, dict[str, str]] = {path: {} for path in paths}
-    if not paths:
-        return found
-    proc = run(["blkid", "-p", "-o", "export", *paths], check=False, timeout=60 * len(paths))
-    # one block of KEY=value lines per device it could name, each opened by DEVNAME=
-    props = None
-    for line in proc.stdout.decode("utf-8", "replace").splitlines():
-        if line.startswith("DEVNAME="):
-            props = found.get(line.removeprefix("DEVNAME="))
-        elif props is not None:
-            props.update(parse_blkid_export(line))
+    todo = list(paths)
+    while todo:
+        proc = run(["blkid", "-p", "-o", "export", *todo], check=False, timeout=60 * len(todo))
+        # one block of KEY=value lines per device it could name, each opened by DEVNAME=
+        props, last = None, -1
+        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+            if line.startswith("DEVNAME="):
+                name = line.removeprefix("DEVNAME=")
+                props = found.get(name)
+                if name in todo:
+                    last = max(last, todo.index(name))
+            elif props is not None:
+                props.update(parse_blkid_export(line))
+        if proc.returncode == 0:  # every one named
+            break
+        todo = todo[last + 1 :] if last >= 0 else todo[1:]
     return found
 
 

@@ -89,6 +89,21 @@ def test_one_blkid_run_names_each_device_as_one_run_each(guest_image, attach, tm
     assert len({props.get("PART_ENTRY_NUMBER") for props in together.values()}) >= 4
 
 
+def test_a_device_blkid_cannot_read_hides_none_after_it(guest_image, attach):
+    """blkid stops at the first device it cannot open (an empty CD drive; here an unbound
+    loop device) and names none after it: blkid_many goes on past it."""
+    with attach(guest_image("debian"), readonly=True) as devices:
+        paths = [d.path for d in devices]
+        unbound = subprocess.run(["losetup", "-f"], capture_output=True, text=True, check=True)
+        free = unbound.stdout.strip()  # (another test may bind it meanwhile: no matter)
+        alone = {path: discover.blkid(path) for path in paths}
+        for asked in ([free, *paths], [paths[0], free, *paths[1:]], [*paths, free]):
+            together = discover.blkid_many(asked)
+            assert list(together) == asked
+            assert {p: together[p] for p in paths} == alone, asked
+    assert sum(1 for props in alone.values() if props.get("TYPE")) >= 3
+
+
 def test_probe_takes_what_the_media_search_found_and_probes_the_rest(guest_image, attach):
     """The initrd's disks stage reuses the config stage's blkid run: a device in `known`
     is not probed again (its keys come back as given), one that is not is probed."""
