@@ -70,9 +70,7 @@ def stage(
     for feature in [f for f in wanted if f.on_media]:
         _install(inst, feature)
     on_media = sorted(
-        i.path
-        for i in inst.manifest()
-        if i.path not in before and not os.path.islink(os.path.join(staging, i.path.lstrip("/")))
+        i.path for i in inst.manifest() if i.path not in before and _regular(staging, i.path)
     )
     for dest, content in sorted((overlay or {}).items()):
         inst.data(dest, content, 0o644, origin="overlay")
@@ -82,6 +80,12 @@ def stage(
     if inst.kernel_modules:
         _depmod(inst, moddir)
     return inst, on_media
+
+
+def _regular(staging: str, path: str) -> bool:
+    """A file of its own (not a symlink or a folder): what can move to the ISO."""
+    staged = os.path.join(staging, path.lstrip("/"))
+    return os.path.isfile(staged) and not os.path.islink(staged)
 
 
 def _install(inst: Installer, feature: featuremod.Feature) -> None:
