@@ -1,7 +1,9 @@
 """End to end on a real libvirtd: two clones of the Debian fixture disk (qcow2 overlays)
 defined as libvirt domains; `vmtailor deploy --jobs 2` boots both from the real
 customization ISO. Afterwards each disk holds its own hostname and address, each domain's
-XML equals its original, and a normal boot shows the new hostname on the serial console."""
+XML equals its original, and a normal boot shows the new hostname on the serial console.
+The qemu driver too, as `make demo` drives it: QEMU's own `pc` machine, whose empty IDE CD
+drive the initrd must look past."""
 
 from __future__ import annotations
 
@@ -146,3 +148,31 @@ def test_deploy_two_clones_then_boot_one(clones, tmp_path, monkeypatch):
     finally:
         dom.destroy()
     assert "VMTAILOR RESULT" not in console  # the guest's own OS, not the ISO
+
+
+def test_deploy_with_the_qemu_driver_customizes_a_real_clone(tmp_path, monkeypatch):
+    monkeypatch.setenv("VMTAILOR_STATE_DIR", str(tmp_path / "state"))
+    disk = tmp_path / "q1.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+                    "-b", str(guest_image("debian")), str(disk)], check=True)  # fmt: skip
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    inventory = tmp_path / "site.yaml"
+    vm = {"hostname": "qclone", "mac": "52:54:00:00:7e:09", "ip": "192.0.2.19/24"}
+    inventory.write_text(json.dumps({
+        "hypervisor": {"driver": "qemu", "run_dir": str(tmp_path / "run")},
+        "config": "config.yaml",
+        "iso": build_cached().iso,
+        # no -nodefaults: the machine keeps its empty IDE CD drive, as in make demo
+        "vms": [{"name": "q1", "vars": vm,
+                 "qemu": ["-machine", "pc", "-accel", "tcg", "-m", "512", "-display", "none",
+                          "-drive", f"file={disk},if=none,id=d0,format=qcow2",
+                          "-device", "virtio-blk-pci,drive=d0,bootindex=0",
+                          "-nic", f"user,model=virtio-net-pci,mac={vm['mac']}"]}],
+    }))  # fmt: skip
+
+    result = vmtailor("deploy", str(inventory), "--json", "--timeout", "600")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (entry,) = json.loads(result.stdout)["vms"]
+    assert entry["status"] == "ok", entry
+    assert _guest_file(disk, tmp_path, "/etc/hostname").strip() == vm["hostname"]
+    assert f"{vm['hostname']}: customized" in _guest_file(disk, tmp_path, "/etc/motd")
