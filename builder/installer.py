@@ -121,7 +121,7 @@ class Installer:
         """Kernel modules with their dependencies and softdeps."""
         if self.modules is None:
             raise VmtailorError("no kernel modules directory to take modules from")
-        for mod in self.modules.closure(names):
+        for mod in self.modules.install_order(names):
             if mod in self.kernel_modules:
                 continue
             self.kernel_modules.append(mod)

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..customizer.errors import VmtailorError
+from ..initrd import modules
 
 log = logging.getLogger("vmtailor.builder")
 
@@ -19,58 +20,27 @@ def _norm(name: str) -> str:
     return name.replace("-", "_")
 
 
-def _modname(path: str) -> str:
-    base = os.path.basename(path)
-    for ext in (".ko.xz", ".ko.zst", ".ko.gz", ".ko"):
-        if base.endswith(ext):
-            base = base[: -len(ext)]
-    return _norm(base)
-
-
 @dataclass
-class ModuleIndex:
-    """What depmod knows about one kernel's modules (its /lib/modules/VERSION)."""
+class ModuleIndex(modules.ModuleIndex):
+    """What depmod knows about one kernel's modules (its /lib/modules/VERSION): the index
+    the initrd reads too, and the modules built into the kernel."""
 
-    moddir: str
-    paths: dict[str, str] = field(default_factory=dict)  # name -> path relative to moddir
-    deps: dict[str, list[str]] = field(default_factory=dict)
-    softdeps: dict[str, list[str]] = field(default_factory=dict)  # pre and post alike
-    aliases: list[tuple[str, str]] = field(default_factory=list)  # (pattern, module)
     builtin: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, moddir: str) -> ModuleIndex:
-        index = cls(moddir)
-        for line in index._lines("modules.dep"):
-            target, _, rest = line.partition(":")
-            name = _modname(target)
-            index.paths[name] = target
-            index.deps[name] = [_modname(d) for d in rest.split()]
-        for line in index._lines("modules.softdep"):
-            words = line.split()
-            if len(words) < 3 or words[0] != "softdep":
-                continue
-            index.softdeps.setdefault(_norm(words[1]), []).extend(
-                w for w in words[2:] if w not in ("pre:", "post:")
-            )
-        for line in index._lines("modules.alias"):
-            words = line.split()
-            if len(words) == 3 and words[0] == "alias":
-                index.aliases.append((words[1], _norm(words[2])))
-        index.builtin = {_modname(p) for p in index._lines("modules.builtin", required=False)}
-        return index
-
-    def _lines(self, name: str, required: bool = True) -> list[str]:
-        path = os.path.join(self.moddir, name)
         try:
-            with open(path, encoding="utf-8") as f:
-                return [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+            index = cls.read(moddir)
+        except FileNotFoundError as exc:
+            raise VmtailorError(
+                f"{exc.filename} not found", hint="is this a kernel modules directory (run depmod)?"
+            ) from None
+        try:
+            with open(os.path.join(moddir, "modules.builtin"), encoding="utf-8") as f:
+                index.builtin = {modules.module_name(line) for line in f if line.strip()}
         except FileNotFoundError:
-            if required:
-                raise VmtailorError(
-                    f"{path} not found", hint="is this a kernel modules directory (run depmod)?"
-                ) from None
-            return []
+            pass
+        return index
 
     def lookup(self, name: str) -> list[str]:
         """Module names that `name` (a module name, alias or modalias) stands for; [] when
@@ -80,12 +50,15 @@ class ModuleIndex:
             return [norm]
         if norm in self.builtin:
             return []
-        found = sorted({mod for pattern, mod in self.aliases if fnmatch.fnmatchcase(name, pattern)})
+        found = sorted(
+            {m for pattern, mods in self.aliases.items() if fnmatch.fnmatchcase(name, pattern)
+             for m in mods}
+        )  # fmt: skip
         if found:
             return found
         raise VmtailorError(f"kernel module {name!r} not found in {self.moddir}")
 
-    def closure(self, names: list[str]) -> list[str]:
+    def install_order(self, names: list[str]) -> list[str]:
         """Every module `names` need, dependencies first; softdeps are followed but may be
         missing (a softdep can name something built in or absent on this kernel)."""
         order: list[str] = []
@@ -97,7 +70,7 @@ class ModuleIndex:
             seen.add(mod)
             for dep in self.deps.get(mod, []):
                 visit(dep)
-            for soft in self.softdeps.get(mod, []):
+            for soft in (*self.pre.get(mod, ()), *self.post.get(mod, ())):
                 try:
                     resolved = self.lookup(soft)
                 except VmtailorError:

@@ -1,5 +1,7 @@
-"""The initrd's kernel module index (what depmod wrote at build time), read for what
-busybox's modprobe does not do: softdeps, and telling which modules are on the ISO.
+"""A kernel's module index as depmod wrote it (modules.dep, .softdep, .alias). The builder
+reads the host kernel's to pick the initrd's modules (vmtailor.builder.kmod adds what only
+it needs); the initrd reads its own for what busybox's modprobe does not do: softdeps,
+and telling which modules are on the ISO.
 
 busybox's modprobe reads modules.dep and modules.alias only. A softdep it skips is loaded
 by the kernel at first use, through a modprobe process of its own — for ext4, crc32c at
@@ -14,51 +16,60 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 
-def _name(path_or_name: str) -> str:
+def module_name(path_or_name: str) -> str:
+    """A module's name from its file's path or a name: the kernel treats - and _ in module
+    names as the same character."""
     return os.path.basename(path_or_name).split(".", 1)[0].replace("-", "_")
 
 
 @dataclass
 class ModuleIndex:
-    """modules.dep, modules.softdep ("pre:" only) and modules.alias of `moddir`."""
+    """modules.dep, modules.softdep and modules.alias of `moddir`."""
 
     moddir: str
     paths: dict[str, str] = field(default_factory=dict)  # name -> path below moddir
     deps: dict[str, list[str]] = field(default_factory=dict)
-    pre: dict[str, list[str]] = field(default_factory=dict)
-    aliases: dict[str, list[str]] = field(default_factory=dict)  # alias -> names
+    pre: dict[str, list[str]] = field(default_factory=dict)  # softdep … pre: these
+    post: dict[str, list[str]] = field(default_factory=dict)  # softdep … post: these
+    aliases: dict[str, list[str]] = field(default_factory=dict)  # alias (a pattern) -> names
+
+    @classmethod
+    def read(cls, moddir: str) -> ModuleIndex:
+        """`moddir`'s index; OSError where a file of it cannot be read."""
+        index = cls(moddir)
+        with open(os.path.join(moddir, "modules.dep")) as f:
+            for line in f:
+                path, colon, needs = line.partition(":")
+                if colon:
+                    index.paths[module_name(path)] = path.strip()
+                    index.deps[module_name(path)] = [module_name(n) for n in needs.split()]
+        with open(os.path.join(moddir, "modules.softdep")) as f:
+            for words in map(str.split, f):
+                if len(words) >= 3 and words[0] == "softdep":
+                    # softdep MODULE pre: A B post: C
+                    to = index.pre
+                    for word in words[2:]:
+                        if word in ("pre:", "post:"):
+                            to = index.pre if word == "pre:" else index.post
+                        else:
+                            to.setdefault(module_name(words[1]), []).append(word)
+        with open(os.path.join(moddir, "modules.alias")) as f:
+            for words in map(str.split, f):
+                if len(words) == 3 and words[0] == "alias":
+                    index.aliases.setdefault(words[1], []).append(module_name(words[2]))
+        return index
 
     @classmethod
     def load(cls, moddir: str | None = None) -> ModuleIndex | None:
         """The running kernel's index (or `moddir`'s); None where there is none."""
-        index = cls(moddir or os.path.join("/lib/modules", os.uname().release))
         try:
-            with open(os.path.join(index.moddir, "modules.dep")) as f:
-                for line in f:
-                    path, _, needs = line.partition(":")
-                    index.paths[_name(path)] = path.strip()
-                    index.deps[_name(path)] = [_name(n) for n in needs.split()]
-            with open(os.path.join(index.moddir, "modules.softdep")) as f:
-                for words in map(str.split, f):
-                    if len(words) >= 3 and words[0] == "softdep":
-                        # softdep MODULE pre: A B post: C — only what comes before post:
-                        names = words[2:]
-                        if "post:" in names:
-                            names = names[: names.index("post:")]
-                        index.pre.setdefault(_name(words[1]), []).extend(
-                            n for n in names if n != "pre:"
-                        )
-            with open(os.path.join(index.moddir, "modules.alias")) as f:
-                for words in map(str.split, f):
-                    if len(words) == 3 and words[0] == "alias":
-                        index.aliases.setdefault(words[1], []).append(_name(words[2]))
+            return cls.read(moddir or os.path.join("/lib/modules", os.uname().release))
         except OSError:
             return None
-        return index
 
     def has(self, name: str) -> bool:
         """Can modprobe find `name` (a module or an alias) in the image?"""
-        return name in self.aliases or _name(name) in self.paths
+        return name in self.aliases or module_name(name) in self.paths
 
     def with_softdeps(self, modules: Sequence[str]) -> list[str]:
         """`modules` preceded by the softdeps of them and of what they depend on, as
@@ -66,7 +77,7 @@ class ModuleIndex:
         into the kernel or left out is a name modprobe cannot find."""
         first: list[str] = []
         for module in modules:
-            for needed in (_name(module), *self.deps.get(_name(module), ())):
+            for needed in (module_name(module), *self.deps.get(module_name(module), ())):
                 first += [s for s in self.pre.get(needed, ()) if s not in first and self.has(s)]
         return first + [m for m in modules if m not in first]
 
@@ -75,7 +86,7 @@ class ModuleIndex:
         todo, seen = list(names), set()
         while todo:
             name = todo.pop()
-            for mod in self.aliases.get(name, [_name(name)]):
+            for mod in self.aliases.get(name, [module_name(name)]):
                 if mod in self.paths and mod not in seen:
                     seen.add(mod)
                     todo += self.deps.get(mod, []) + self.pre.get(mod, [])
