@@ -67,9 +67,10 @@ def load_filesystems(devices: Sequence[BlockDevice], ctx: Context) -> None:
         missing = index.missing(modules)
         if missing:
             _mount_iso(ctx, missing)
-            if index.missing(modules):
+            missing = index.missing(modules)  # what the ISO did not bring
+            if missing:
                 raise StageError(
-                    f"{', '.join(index.missing(modules))}: not on the customization ISO "
+                    f"{', '.join(missing)}: not on the customization ISO "
                     "(one from another vmtailor build?)"
                 )
     run(["modprobe", "-a", "-q", *modules], check=False)
