@@ -208,7 +208,9 @@ class Root(ABC):
         label: str | None = None,
     ) -> None:
         """Atomically create or replace a regular file. None keeps what the replaced file
-        had (or 0644 root:root, unlabelled, for a new file)."""
+        had (or 0644 root:root, unlabelled, for a new file). Like a write in place, the new
+        inode keeps the replaced file's extended attributes (label, ACL, user.*) but file
+        capabilities, which the kernel drops on every write; a given label wins."""
         real = self.resolve(path)
         self._replace(real, path, "write", data, *self._new_meta(real, path, mode, uid, gid, label))
 
@@ -222,7 +224,7 @@ class Root(ABC):
         label: str | None = None,
     ) -> None:
         """write_bytes(dst, <the bytes of src>, …) without holding them: streamed, holes
-        kept. No attribute of src comes along; label None keeps the replaced file's."""
+        kept. No attribute of src comes along."""
         real_src = self.resolve(src)
         real = self.resolve(dst)
         meta = self._new_meta(real, dst, mode, uid, gid, label)
@@ -283,12 +285,11 @@ class Root(ABC):
             mode = old.mode if mode is None else mode
             uid = old.uid if uid is None else uid
             gid = old.gid if gid is None else gid
-            label = self.get_label(real) if label is None else label
         return (
             0o644 if mode is None else mode,
             0 if uid is None else uid,
             0 if gid is None else gid,
-            Xattrs(label=label or None),
+            Xattrs(keep=True, drop=(CAPABILITY_XATTR,), label=label or None),
         )
 
     # -- resolution, shared by all implementations ----------------------------------

@@ -150,9 +150,8 @@ class GuestfsRoot(Root):
             if xattrs.keep and self._lstat_resolved(real) is not None:
                 # in the appliance, byte for byte: lsetxattr takes no binary values
                 self.g.copy_attributes(self._at(real), at_tmp, xattributes=True)
-                present = {x["attrname"] for x in self.g.lgetxattrs(at_tmp)}
-                for key in set(xattrs.drop) & present:
-                    self.g.lremovexattr(key, at_tmp)
+                for key in xattrs.drop:
+                    self._remove_xattr(at_tmp, key)
             if xattrs.label:
                 self._set_label_at(at_tmp, xattrs.label)
             self.g.chmod(mode, at_tmp)
@@ -246,6 +245,13 @@ class GuestfsRoot(Root):
             self._set_label_at(self._at(real), label)
         except RuntimeError as exc:
             raise self._fail("label", path, exc) from None
+
+    def _remove_xattr(self, at: str, key: str) -> None:
+        try:
+            self.g.lremovexattr(key, at)
+        except RuntimeError as exc:
+            if "No data available" not in str(exc):  # ENODATA: it had none
+                raise
 
     def _set_label_at(self, at: str, label: str) -> None:
         # The binding takes a str and refuses a NUL in it: the label goes without the
