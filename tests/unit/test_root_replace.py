@@ -107,11 +107,14 @@ def test_change_replaces_the_file_as_the_kernel_would_change_it(tmp_path, change
 def test_a_symlink_leads_to_the_file_that_is_replaced(tmp_path):
     top = tmp_path / "guest"
     (top / "etc").mkdir(parents=True)
-    _file(str(top / "etc/real"), 0o644, 0, 0)
+    outside = str(tmp_path / "outside")
+    _file(outside, 0o644, 0, 0)
+    os.link(outside, top / "etc/real")
     os.symlink("real", top / "etc/link")
     LocalRoot(str(top)).chmod("/etc/link", 0o600)
     assert os.readlink(top / "etc/link") == "real"
     assert statmod.S_IMODE(os.stat(top / "etc/real").st_mode) == 0o600
+    assert statmod.S_IMODE(os.stat(outside).st_mode) == 0o644
 
 
 def test_directories_change_in_place(tmp_path):
