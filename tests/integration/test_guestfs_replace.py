@@ -20,14 +20,6 @@ CAP_NET_RAW = b"\x01\x00\x00\x02" + struct.pack("<I", 1 << 13) + bytes(12)
 LABEL = "system_u:object_r:etc_t:s0"
 
 
-@pytest.fixture(scope="module")
-def g(tmp_path_factory):
-    handle = guestfs_handle.launch(tmp_path_factory.mktemp("guestfs"))
-    yield handle
-    handle.shutdown()
-    handle.close()
-
-
 def _xattrs(g, at: str) -> dict[str, bytes]:
     return {x["attrname"]: x["attrval"] for x in g.lgetxattrs(at)}
 
