@@ -256,6 +256,8 @@ class GuestfsRoot(Root):
     def _set_label_at(self, at: str, label: str) -> None:
         # The binding takes a str and refuses a NUL in it: the label goes without the
         # NUL a local write adds; the kernel and get_label take either.
+        if "\0" in label:  # from the guest's journal, say; no label holds one
+            raise RuntimeError(f"lsetxattr: bad SELinux label {label!r}")
         try:
             self.g.lsetxattr(SELINUX_XATTR, label, len(label.encode()), at)
         except RuntimeError as exc:
