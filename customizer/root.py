@@ -82,10 +82,14 @@ def temp_name(name: str) -> str:
 
 
 def size_text(size: int) -> str:
+    """2 GiB, 1.5 MiB — or the bytes when rounding would hide that it is over a round size."""
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if size >= 1 << shift:
-            value = size / (1 << shift)
-            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+            whole, rest = divmod(size, 1 << shift)
+            if rest == 0:
+                return f"{whole} {unit}"
+            text = f"{size / (1 << shift):.1f}"
+            return f"{size} bytes" if float(text) == whole else f"{text} {unit}"
     return f"{size} bytes"
 
 
