@@ -6,11 +6,13 @@ import difflib
 import re
 
 from .plan import Change
-from .root import Root
+from .root import Root, size_text
 
 # Files whose second field is a password hash: diffs show the line with the hash redacted.
 SHADOW_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
 REDACTED = "<redacted>"
+# Past this, a diff is neither readable nor cheap (difflib, and the old file read whole).
+DIFF_LIMIT = 1 << 20
 
 
 def redact_shadow(text: str) -> str:
@@ -44,6 +46,11 @@ def render_diff(root: Root, changes: list[Change]) -> str:
             continue
         if change.secret:
             out.append(f"{header}content not shown (secret)\n")
+            continue
+        old_size = change.old.size if change.action == "modify" and change.old else 0
+        if max(old_size, len(new.data or b"")) > DIFF_LIMIT:
+            big = size_text(max(old_size, len(new.data or b"")))
+            out.append(f"{header}large file ({big}), content not shown\n")
             continue
         old_data = root.read_bytes(path) if change.action == "modify" else None
         old, new_lines = _text(old_data), _text(new.data)

@@ -132,7 +132,7 @@ class Journal:
         if st is not None and st.kind == "file":
             index = len(self.data["entries"])
             backup = f"{ORIGINALS}/{index:05d}"
-            self.root.write_bytes(backup, self.root.read_bytes(path), mode=0o600, uid=0, gid=0)
+            self.root.copy_file(path, backup, mode=0o600, uid=0, gid=0)  # streamed
             entry["backup"] = backup
             entry["label"] = self.root.get_label(path)
             self.fault(f"backup {path}")
@@ -211,10 +211,10 @@ def _or(value, default):
 def _set_meta(root: Root, path: str, old, mode, uid, gid) -> None:
     owner_changes = (uid is not None and uid != old.uid) or (gid is not None and gid != old.gid)
     if owner_changes:
-        root.chown(path, _or(uid, old.uid), _or(gid, old.gid))
-    if (mode is not None and mode != old.mode) or owner_changes:
-        # chown clears setuid/setgid bits, so the mode is set (again) after it
-        root.chmod(path, _or(mode, old.mode))
+        # chown clears setuid/setgid bits, so the mode is given with it
+        root.set_meta(path, _or(mode, old.mode), _or(uid, old.uid), _or(gid, old.gid))
+    elif mode is not None and mode != old.mode:
+        root.set_meta(path, mode)
 
 
 def _restore(root: Root, entry: dict, result: RevertResult) -> None:
@@ -236,9 +236,10 @@ def _restore(root: Root, entry: dict, result: RevertResult) -> None:
             root.remove(path)
         current = None
     if kind == "file":
-        data = root.read_bytes(entry["backup"])
-        root.write_bytes(path, data, entry["mode"], entry["uid"], entry["gid"], entry.get("label"))
-        # write_bytes keeps an existing file's label when given None: restore exactly
+        root.copy_file(
+            entry["backup"], path, entry["mode"], entry["uid"], entry["gid"], entry.get("label")
+        )
+        # copy_file keeps an existing file's label when given None: restore exactly
         if entry.get("label"):
             root.set_label(path, entry["label"])
     elif kind == "symlink":

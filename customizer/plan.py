@@ -274,7 +274,7 @@ def _action(root: Root, path: str, old: Stat | None, new: State) -> str | None:
         return None if _same_meta(old, new) else "chmod"
     if old is None or old.kind != "file":
         return "create"
-    if new.data is not None and root.read_bytes(path) != new.data:
+    if new.data is not None and not root.same_bytes(path, new.data):
         return "modify"
     return None if _same_meta(old, new) else "chmod"
 

@@ -4,6 +4,11 @@ A Root resolves every guest path as if the guest's / were the real one: absolute
 relative symlinks, in any component, are followed *inside* the root and can never reach
 the host. Writes replace files atomically (temp file, fsync, rename) and keep the owner,
 mode and SELinux label of the file they replace.
+
+Writes replace, never modify in place: content, mode and owner changes of a regular file go
+to a new inode renamed over the old one, so another name for that inode (a hard link from
+outside the guest) never changes. Reads are bounded: the engine parses what it reads, and a
+guest's 2 GB /etc/passwd must fail with a clear error, not take the host's memory.
 """
 
 from __future__ import annotations
@@ -13,12 +18,19 @@ import os
 import posixpath
 import stat as statmod
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 from .errors import VmtailorError
 
 MAX_SYMLINKS = 40
 SELINUX_XATTR = "security.selinux"
+CAPABILITY_XATTR = "security.capability"
+# The largest guest file the engine reads whole (passwd, fstab, network configs, …). The
+# biggest real ones are a few MB; copies (journal backups, mode/owner changes) stream.
+READ_LIMIT = 64 << 20
+CHUNK = 1 << 20
 
 
 class RootError(VmtailorError):
@@ -44,6 +56,55 @@ def _kind(st_mode: int) -> str:
     if statmod.S_ISLNK(st_mode):
         return "symlink"
     return "other"
+
+
+@dataclass(frozen=True)
+class CopyOf:
+    """New content taken from a regular file in the guest, streamed, never whole in memory."""
+
+    real: str  # resolved guest path
+    path: str  # as the caller named it, for messages
+
+
+@dataclass(frozen=True)
+class Xattrs:
+    """The extended attributes a replacement gets: every one the replaced file had but
+    `drop` (with `keep`), then `label` as its SELinux label when given."""
+
+    keep: bool = False
+    drop: tuple[str, ...] = ()
+    label: str | None = None
+
+
+def temp_name(name: str) -> str:
+    """The name a replacement is built under, next to `name`; leftovers match this."""
+    return f".{name}.vmtailor-{os.getpid()}.tmp"
+
+
+def size_text(size: int) -> str:
+    """2 GiB, 1.5 MiB — or the bytes when rounding would hide that it is over a round size."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift:
+            whole, rest = divmod(size, 1 << shift)
+            if rest == 0:
+                return f"{whole} {unit}"
+            text = f"{size / (1 << shift):.1f}"
+            return f"{size} bytes" if float(text) == whole else f"{text} {unit}"
+    return f"{size} bytes"
+
+
+def check_size(path: str, size: int, limit: int | None) -> None:
+    if limit is not None and size > limit:
+        raise RootError(
+            f"cannot read {path} in the guest: {size_text(size)} is over vmtailor's "
+            f"{size_text(limit)} limit for files it edits"
+        )
+
+
+def killed_by_chown(mode: int) -> int:
+    """The mode bits chown(2) clears on a regular file, for root too (Linux >= 2.2.13):
+    setuid always, setgid when group-executable (else it is a locking mark)."""
+    return statmod.S_ISUID | (statmod.S_ISGID if mode & statmod.S_IXGRP else 0)
 
 
 def split_guest_path(path: str) -> list[str]:
@@ -73,23 +134,35 @@ class Root(ABC):
     def _readlink_resolved(self, path: str) -> str: ...
 
     @abstractmethod
-    def read_bytes(self, path: str) -> bytes: ...
+    def read_chunks(self, path: str, limit: int | None = None) -> Iterator[bytes]:
+        """A regular file's bytes, at most CHUNK at a time; a RootError before the first
+        chunk when it is over `limit` bytes, and as soon as it grows over it."""
 
     @abstractmethod
     def listdir(self, path: str) -> list[str]: ...
 
     @abstractmethod
-    def write_bytes(
+    def _replace(
         self,
+        real: str,
         path: str,
-        data: bytes,
-        mode: int | None = None,
-        uid: int | None = None,
-        gid: int | None = None,
-        label: str | None = None,
+        action: str,
+        content: bytes | CopyOf,
+        mode: int,
+        uid: int,
+        gid: int,
+        xattrs: Xattrs,
     ) -> None:
-        """Atomically create or replace a regular file. None keeps what the replaced file
-        had (or 0644 root:root for a new file)."""
+        """Put a new inode at the resolved `real` (a regular file or nothing, in a
+        directory): a temp file (temp_name) gets the content, then owner, xattrs and mode
+        — chown would clear what comes before it, chmod adjusts a copied ACL as an
+        in-place chmod does — and is renamed over `real`."""
+
+    @abstractmethod
+    def _set_meta_in_place(
+        self, real: str, path: str, mode: int | None, uid: int | None, gid: int | None
+    ) -> None:
+        """chown, then chmod, of a resolved path that is not a regular file."""
 
     @abstractmethod
     def mkdir(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> None: ...
@@ -102,17 +175,126 @@ class Root(ABC):
         """Remove a file or symlink (never following it) or an empty directory."""
 
     @abstractmethod
-    def chmod(self, path: str, mode: int) -> None: ...
-
-    @abstractmethod
-    def chown(self, path: str, uid: int, gid: int) -> None: ...
-
-    @abstractmethod
     def get_label(self, path: str) -> str | None:
         """The SELinux label of a path, or None when it has none."""
 
     @abstractmethod
     def set_label(self, path: str, label: str) -> None: ...
+
+    # -- reads and writes, shared by all implementations ----------------------------
+    def read_bytes(self, path: str, limit: int | None = READ_LIMIT) -> bytes:
+        """A regular file's bytes; over `limit` bytes (None: no limit) is a RootError."""
+        with closing(self.read_chunks(path, limit)) as chunks:
+            return b"".join(chunks)
+
+    def same_bytes(self, path: str, data: bytes) -> bool:
+        """Whether `path` is a regular file holding exactly `data`, compared a chunk at a
+        time: a big file that a `files` item rewrites is never read whole."""
+        st = self.stat(path)
+        if st is None or st.kind != "file" or st.size != len(data):
+            return False
+        view, offset = memoryview(data), 0
+        with closing(self.read_chunks(path)) as chunks:
+            for chunk in chunks:
+                end = offset + len(chunk)
+                if end > len(data) or view[offset:end] != chunk:
+                    return False
+                offset = end
+        return offset == len(data)
+
+    def write_bytes(
+        self,
+        path: str,
+        data: bytes,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        label: str | None = None,
+    ) -> None:
+        """Atomically create or replace a regular file. None keeps what the replaced file
+        had (or 0644 root:root, unlabelled, for a new file). Like a write in place, the new
+        inode keeps the replaced file's extended attributes (label, ACL, user.*) but file
+        capabilities, which the kernel drops on every write; a given label wins."""
+        real = self.resolve(path)
+        self._replace(real, path, "write", data, *self._new_meta(real, path, mode, uid, gid, label))
+
+    def copy_file(
+        self,
+        src: str,
+        dst: str,
+        mode: int = 0o600,
+        uid: int = 0,
+        gid: int = 0,
+        label: str | None = None,
+    ) -> None:
+        """write_bytes(dst, <the bytes of src>, …) without holding them: streamed, holes
+        kept. No attribute of src comes along."""
+        real_src = self.resolve(src)
+        real = self.resolve(dst)
+        meta = self._new_meta(real, dst, mode, uid, gid, label)
+        self._replace(real, dst, "write", CopyOf(real_src, src), *meta)
+
+    def set_meta(
+        self, path: str, mode: int | None = None, uid: int | None = None, gid: int | None = None
+    ) -> None:
+        """Give what `path` resolves to this mode and/or owner, as chown then chmod would.
+
+        A regular file is replaced, not changed: a copy with every extended attribute
+        (label, ACL, user.*) gets the new mode and owner and is renamed over it, so
+        another name of the old inode — a hard link from outside the guest — keeps what
+        it had. As chown(2) would, a new owner clears setuid/setgid (unless a mode is
+        given) and file capabilities. Anything else is changed in place: directories
+        cannot be hard-linked."""
+        real = self.resolve(path)
+        st = self._lstat_resolved(real)
+        if st is None:
+            raise RootError(f"cannot change mode/owner of {path} in the guest: it does not exist")
+        if st.kind != "file":
+            self._set_meta_in_place(real, path, mode, uid, gid)
+            return
+        xattrs = Xattrs(keep=True)
+        if uid is not None or gid is not None:
+            xattrs = Xattrs(keep=True, drop=(CAPABILITY_XATTR,))
+            if mode is None:
+                mode = st.mode & ~killed_by_chown(st.mode)
+        mode = st.mode if mode is None else mode
+        uid = st.uid if uid is None else uid
+        gid = st.gid if gid is None else gid
+        self._replace(
+            real, path, "change mode/owner of", CopyOf(real, path), mode, uid, gid, xattrs
+        )
+
+    def chmod(self, path: str, mode: int) -> None:
+        self.set_meta(path, mode=mode)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        self.set_meta(path, uid=uid, gid=gid)
+
+    def _new_meta(
+        self, real: str, path: str, mode: int | None, uid: int | None, gid: int | None,
+        label: str | None,
+    ) -> tuple[int, int, int, Xattrs]:  # fmt: skip
+        """Mode, owner and xattrs for a file written at resolved `real`: what is given,
+        else what the file it replaces had, else 0644 root:root, unlabelled."""
+        parent, name = posixpath.split(real)
+        if not name:
+            raise RootError(f"cannot write {path} in the guest: it is the root directory")
+        pst = self._lstat_resolved(parent)
+        if pst is None or pst.kind != "dir":
+            raise RootError(f"cannot write {path} in the guest: {parent} is not a directory")
+        old = self._lstat_resolved(real)
+        if old is not None and old.kind != "file":
+            raise RootError(f"cannot write {path} in the guest: {real} is a {old.kind}")
+        if old is not None:
+            mode = old.mode if mode is None else mode
+            uid = old.uid if uid is None else uid
+            gid = old.gid if gid is None else gid
+        return (
+            0o644 if mode is None else mode,
+            0 if uid is None else uid,
+            0 if gid is None else gid,
+            Xattrs(keep=True, drop=(CAPABILITY_XATTR,), label=label or None),
+        )
 
     # -- resolution, shared by all implementations ----------------------------------
     def resolve(self, path: str, follow_last: bool = True) -> str:
@@ -250,8 +432,8 @@ class LocalRoot(Root):
         except OSError as exc:
             raise self._fail("read link", path, exc) from None
 
-    def read_bytes(self, path: str) -> bytes:
-        real = self.resolve(path)
+    def _open_file(self, real: str, path: str) -> int:
+        """A read-only fd of the regular file at resolved `real`."""
         # Look before opening: opening a FIFO blocks until a writer comes, and opening a
         # device node the guest planted opens the *host's* device (a watchdog arms on
         # open). O_NONBLOCK and O_NOCTTY, and the fstat below, are for what changes meanwhile.
@@ -266,10 +448,22 @@ class LocalRoot(Root):
         try:
             if not statmod.S_ISREG(os.fstat(fd).st_mode):
                 raise RootError(f"cannot read {path} in the guest: not a regular file")
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            return b"".join(chunks)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def read_chunks(self, path: str, limit: int | None = None) -> Iterator[bytes]:
+        fd = self._open_file(self.resolve(path), path)
+        try:
+            check_size(path, os.fstat(fd).st_size, limit)
+            total = 0
+            while chunk := os.read(fd, CHUNK):
+                total += len(chunk)
+                check_size(path, total, limit)  # it may have grown since the fstat
+                yield chunk
+        except OSError as exc:
+            raise self._fail("read", path, exc) from None
         finally:
             os.close(fd)
 
@@ -280,31 +474,18 @@ class LocalRoot(Root):
         except OSError as exc:
             raise self._fail("list", path, exc) from None
 
-    def write_bytes(self, path, data, mode=None, uid=None, gid=None, label=None) -> None:
-        real = self.resolve(path)
+    def _replace(self, real, path, action, content, mode, uid, gid, xattrs) -> None:
         parent, name = posixpath.split(real)
-        if not name:
-            raise RootError(f"cannot write {path} in the guest: it is the root directory")
-        pst = self._lstat_resolved(parent)
-        if pst is None or pst.kind != "dir":
-            raise RootError(f"cannot write {path} in the guest: {parent} is not a directory")
-        old = self._lstat_resolved(real)
-        if old is not None and old.kind not in ("file",):
-            raise RootError(f"cannot write {path} in the guest: {real} is a {old.kind}")
-        if old is not None:
-            mode = old.mode if mode is None else mode
-            uid = old.uid if uid is None else uid
-            gid = old.gid if gid is None else gid
-            label = self.get_label(real) if label is None else label
-        mode = 0o644 if mode is None else mode
-        uid = 0 if uid is None else uid
-        gid = 0 if gid is None else gid
-        host_dir = self.host_path(parent)
-        tmp_name = f".{name}.vmtailor-{os.getpid()}.tmp"
+        src = self._open_file(content.real, content.path) if isinstance(content, CopyOf) else None
+        tmp_name = temp_name(name)
         try:
-            dfd = os.open(host_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            dfd = os.open(
+                self.host_path(parent), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            )
         except OSError as exc:
-            raise self._fail("write", path, exc) from None
+            if src is not None:
+                os.close(src)
+            raise self._fail(action, path, exc) from None
         created = False
         try:
             fd = os.open(
@@ -315,17 +496,20 @@ class LocalRoot(Root):
             )
             created = True
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                if src is None:
+                    view = memoryview(content)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                else:
+                    copy_fd(src, fd)
                 os.fchown(fd, uid, gid)
-                os.fchmod(fd, mode)
-                if label:
+                for key, value in self._xattrs_for(real, xattrs).items():
                     try:
-                        os.setxattr(fd, SELINUX_XATTR, label.encode() + b"\0")
+                        os.setxattr(fd, key, value)
                     except OSError as exc:
                         if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
                             raise
+                os.fchmod(fd, mode)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -339,9 +523,27 @@ class LocalRoot(Root):
                     os.unlink(tmp_name, dir_fd=dfd)
                 except OSError:
                     pass
-            raise self._fail("write", path, exc) from None
+            raise self._fail(action, path, exc) from None
         finally:
             os.close(dfd)
+            if src is not None:
+                os.close(src)
+
+    def _xattrs_for(self, real: str, spec: Xattrs) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        if spec.keep:
+            host = self.host_path(real)
+            try:
+                for key in os.listxattr(host, follow_symlinks=False):
+                    out[key] = os.getxattr(host, key, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT):
+                    raise
+            for key in spec.drop:
+                out.pop(key, None)
+        if spec.label:
+            out[SELINUX_XATTR] = spec.label.encode() + b"\0"
+        return out
 
     def _at_parent(self, path: str):
         """(dir fd of the resolved parent, last name) for operations on the link itself."""
@@ -392,20 +594,16 @@ class LocalRoot(Root):
         finally:
             os.close(dfd)
 
-    def chmod(self, path, mode) -> None:
-        real = self.resolve(path)
+    def _set_meta_in_place(self, real, path, mode, uid, gid) -> None:
+        host = self.host_path(real)
         try:
-            # `real` has no symlink in it: resolve() followed them all inside the root.
-            os.chmod(self.host_path(real), mode)
+            if uid is not None or gid is not None:
+                os.chown(host, _or(uid, -1), _or(gid, -1), follow_symlinks=False)
+            if mode is not None:
+                # `real` has no symlink in it: resolve() followed them all inside the root.
+                os.chmod(host, mode)
         except OSError as exc:
-            raise self._fail("chmod", path, exc) from None
-
-    def chown(self, path, uid, gid) -> None:
-        real = self.resolve(path)
-        try:
-            os.chown(self.host_path(real), uid, gid, follow_symlinks=False)
-        except OSError as exc:
-            raise self._fail("chown", path, exc) from None
+            raise self._fail("change mode/owner of", path, exc) from None
 
     def get_label(self, path) -> str | None:
         real = self.resolve(path)
@@ -425,3 +623,34 @@ class LocalRoot(Root):
             if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 return
             raise self._fail("label", path, exc) from None
+
+
+def copy_fd(src: int, dst: int) -> None:
+    """Copy a regular file's data extents from fd to fd, holes left as holes, CHUNK at a
+    time: a 2 GB sparse file costs neither memory nor 2 GB of writes."""
+    size = os.fstat(src).st_size
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(src, offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: only a hole is left
+                raise
+            break
+        end = os.lseek(src, start, os.SEEK_HOLE)
+        os.lseek(src, start, os.SEEK_SET)
+        os.lseek(dst, start, os.SEEK_SET)
+        while start < end:
+            chunk = os.read(src, min(CHUNK, end - start))
+            if not chunk:
+                break
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(dst, view) :]
+            start += len(chunk)
+        offset = end
+    os.ftruncate(dst, size)
+
+
+def _or(value, default):
+    return default if value is None else value

@@ -75,3 +75,14 @@ def mountinfo():
 def loops():
     """loops(image) -> the loop devices still attached to `image` (should be none)."""
     return loops_of
+
+
+@pytest.fixture(scope="module")
+def g(tmp_path_factory):
+    """A launched libguestfs handle with one scratch disk (guestfs_handle), per module."""
+    from tests.integration import guestfs_handle  # imports guestfs: only where it is used
+
+    handle = guestfs_handle.launch(tmp_path_factory.mktemp("guestfs"))
+    yield handle
+    handle.shutdown()
+    handle.close()

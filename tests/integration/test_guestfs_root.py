@@ -16,14 +16,6 @@ CONFIG = REPO / "configs/examples/web-server.yaml"
 VARS = {"hostname": "web01", "ip": "192.0.2.10/24"}
 
 
-@pytest.fixture(scope="module")
-def g(tmp_path_factory):
-    handle = guestfs_handle.launch(tmp_path_factory.mktemp("guestfs"))
-    yield handle
-    handle.shutdown()
-    handle.close()
-
-
 @pytest.fixture(autouse=True)
 def _reproducible(monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
