@@ -2,36 +2,59 @@
 
 Layout, under /var/lib/vmtailor/ in the guest:
     journal.json        state, config digest, and one entry per path ever touched
-    originals/NNNN      the bytes of a file as it was before vmtailor first changed it
+    originals/NNNNN     the bytes of a file as it was before vmtailor first changed it
 
 Every step is atomic and the original of a path is saved *before* the path is changed,
 so a run cut off anywhere can be re-run to completion (operations are "ensure" style and
 plan against what is there) or reverted (every touched path has its entry first).
+
+The journal is read back from the guest, so it is untrusted input: journal_schema checks
+every field, and before its first change a revert checks every entry against the tree
+(no symlink on the way, no mount point, backups that match their sha256, no directory
+removed that holds anything vmtailor did not create). One entry that fails: a one-line
+JournalError naming it, and nothing changed.
+
+A revert marks the journal "reverting", restores every entry (each restore is idempotent,
+so a revert cut off anywhere is simply run again), marks it "reverted", removes the
+originals and removes journal.json last: until then a second revert finds what it needs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .errors import VmtailorError
+from .journal_schema import (
+    BACKUP_NAME,
+    FORMAT,
+    JOURNAL_DIR,
+    JOURNAL_FILE,
+    JOURNAL_PARENTS,
+    MAX_ENTRIES,
+    MAX_JOURNAL_BYTES,
+    ORIGINALS,
+    JournalError,
+    check_path,
+    digest,
+    is_bookkeeping,
+    parse,
+)
 from .plan import Change
 from .root import Root, RootError
 
-JOURNAL_DIR = "/var/lib/vmtailor"
-JOURNAL_FILE = f"{JOURNAL_DIR}/journal.json"
-ORIGINALS = f"{JOURNAL_DIR}/originals"
-FORMAT = 1
+__all__ = ["FORMAT", "JOURNAL_DIR", "JOURNAL_FILE", "ORIGINALS", "Journal", "JournalError"]
 
 # Called with a step name after each step is on disk; tests raise from it to cut a run.
 FaultHook = Callable[[str], None]
 
-
-class JournalError(VmtailorError):
-    pass
+# The temp file Root.write_bytes writes and renames over its target (".NAME.vmtailor-PID.tmp"
+# in the target's directory): a run killed between the two leaves it behind.
+TEMP_NAME = re.compile(r"\A\..+\.vmtailor-[0-9]+\.tmp\Z", re.S)
 
 
 def _no_fault(step: str) -> None:
@@ -47,22 +70,44 @@ class RevertResult:
     kept: list[str]  # directories vmtailor made that now hold files it did not make
 
 
+def _refuse_entry(path: str, why: str) -> JournalError:
+    return JournalError(
+        f"journal entry {path!r}: {why}; nothing was changed",
+        hint=f"the guest's {JOURNAL_FILE} or what it names was changed outside vmtailor",
+    )
+
+
 class Journal:
     def __init__(self, root: Root, fault: FaultHook | None = None):
         self.root = root
         self.fault = fault or _no_fault
         self.data = self.load()
+        self._index = {e["path"]: e for e in self.data["entries"]} if self.data else {}
 
     # -- reading --------------------------------------------------------------------
     def load(self) -> dict | None:
         try:
-            if not self.root.is_file(JOURNAL_FILE):
+            real = self.root.resolve_parent(JOURNAL_FILE)
+            if real != JOURNAL_FILE:
+                # Not vmtailor's journal wherever it leads; begin() refuses to write there.
                 return None
-            data = json.loads(self.root.read_text(JOURNAL_FILE))
-        except (RootError, ValueError) as exc:
+            st = self.root.lstat(JOURNAL_FILE)
+            if st is None:
+                return None
+            if st.kind != "file":
+                raise JournalError(f"{JOURNAL_FILE} in the guest is a {st.kind}, not a file")
+            if st.size > MAX_JOURNAL_BYTES:
+                raise JournalError(f"{JOURNAL_FILE} in the guest is too large ({st.size} bytes)")
+            raw = self.root.read_bytes(JOURNAL_FILE)
+        except RootError as exc:
             raise JournalError(f"cannot read the guest's {JOURNAL_FILE}: {exc}") from None
-        if data.get("format") != FORMAT:
-            raise JournalError(f"{JOURNAL_FILE} has unknown format {data.get('format')!r}")
+        data = parse(raw)
+        if data["digest"] != digest(data):
+            raise JournalError(
+                f"{JOURNAL_FILE} was modified outside vmtailor (its digest does not match)",
+                hint="restore it from a backup of the guest, or remove /var/lib/vmtailor "
+                "by hand to forget what vmtailor changed",
+            )
         return data
 
     @property
@@ -75,36 +120,140 @@ class Journal:
             return frozenset()
         return frozenset(e["path"] for e in self.data["entries"] if e["kind"] == "absent")
 
+    def secret_paths(self) -> frozenset[str]:
+        """Paths an earlier run wrote as secret: their content is never shown in a diff."""
+        if not self.data:
+            return frozenset()
+        return frozenset(e["path"] for e in self.data["entries"] if e.get("secret"))
+
     def applied_digest(self) -> str | None:
         if self.data and self.data["state"] == "applied":
             return self.data["config_digest"]
         return None
 
+    # -- checks before anything is written -------------------------------------------
+    def check_appliable(self) -> None:
+        """Before an apply writes: the journal must be one a revert could carry out."""
+        if self.state in ("reverting", "reverted"):
+            raise JournalError(
+                "a revert of this guest was cut off before it finished",
+                hint="run `vmtailor revert` again to finish it, then apply",
+            )
+        self.verify()
+
+    def check_changes(self, changes: Iterable[Change]) -> None:
+        """Refuse, before the first write, a change a revert would have to refuse."""
+        for change in changes:
+            path = change.path
+            try:
+                check_path(path)
+            except JournalError:
+                raise JournalError(f"vmtailor won't journal {path!r}: not a path below /") from None
+            why = None
+            if is_bookkeeping(path):
+                why = f"it is vmtailor's own folder {JOURNAL_DIR}"
+            elif JOURNAL_DIR.startswith(path + "/") and change.new.kind != "dir":
+                why = f"it holds vmtailor's journal ({JOURNAL_DIR})"
+            elif self._mount_point(path):
+                why = "another filesystem is mounted there"
+            if why:
+                raise JournalError(f"cannot {change.action} {path} in the guest: {why}")
+
+    def _mount_point(self, path: str) -> bool:
+        try:
+            return self.root.is_mount_point(path)
+        except RootError as exc:
+            raise JournalError(str(exc)) from None
+
+    def verify(self) -> None:
+        """Every entry's preconditions, checked against the tree before the first change."""
+        if not self.data or self.data["state"] == "reverted":
+            return
+        created = frozenset(e["path"] for e in self.data["entries"] if e["kind"] == "absent")
+        for entry in self.data["entries"]:
+            try:
+                self._verify_entry(entry, created)
+            except RootError as exc:
+                raise _refuse_entry(entry["path"], str(exc)) from None
+
+    def _verify_entry(self, entry: dict, created: frozenset[str]) -> None:
+        root, path, kind = self.root, entry["path"], entry["kind"]
+        if root.resolve_parent(path) != path:
+            raise _refuse_entry(path, "it is reached through a symbolic link in the guest")
+        if root.is_mount_point(path):
+            raise _refuse_entry(path, "another filesystem is mounted there")
+        current = root.lstat(path)
+        if current is not None and current.kind == "other":
+            raise _refuse_entry(path, "it is a special file (device, FIFO or socket) now")
+        if kind == "file":
+            _verified_backup(root, entry)
+        if current is not None and current.kind == "dir" and kind in ("file", "symlink"):
+            _only_created_below(root, path, created)
+
+    # -- leftovers of a killed run ----------------------------------------------------
+    def touched_dirs(self) -> set[str]:
+        dirs = {JOURNAL_DIR, ORIGINALS}
+        if self.data:
+            dirs.update(posixpath.dirname(e["path"]) for e in self.data["entries"])
+        return dirs
+
+    def sweep(self) -> list[str]:
+        """Remove the temp files a killed write left in a directory the journal touches."""
+        removed = []
+        for d in sorted(self.touched_dirs()):
+            try:
+                if self.root.resolve(d) != d or not self.root.is_dir(d):
+                    continue
+                for name in self.root.listdir(d):
+                    path = f"{d.rstrip('/')}/{name}"
+                    if _is_temp(self.root, path):
+                        self.root.remove(path)
+                        removed.append(path)
+            except RootError as exc:
+                raise JournalError(f"cannot clean up after an interrupted run: {exc}") from None
+        return removed
+
     # -- writing --------------------------------------------------------------------
     def _save(self) -> None:
+        self.data["digest"] = digest(self.data)
         text = json.dumps(self.data, indent=1, sort_keys=True) + "\n"
         self.root.write_bytes(JOURNAL_FILE, text.encode(), mode=0o600, uid=0, gid=0)
 
+    def _check_own_folder(self) -> None:
+        for path in (JOURNAL_FILE, ORIGINALS):
+            if self.root.resolve_parent(path) != path:
+                raise JournalError(
+                    f"{path} is reached through a symbolic link in the guest; "
+                    "vmtailor won't keep its journal there",
+                    hint=f"make {JOURNAL_DIR} a plain directory in the guest",
+                )
+        for path in (*JOURNAL_PARENTS, JOURNAL_DIR, ORIGINALS):
+            st = self.root.lstat(path)
+            if st is not None and st.kind != "dir":
+                raise JournalError(f"{path} in the guest is a {st.kind}, not a directory")
+
     def _ensure_dir(self, path: str) -> list[str]:
-        made = []
+        self._check_own_folder()
         missing = []
         cur = path
-        while not self.root.lexists(cur):
+        while self.root.lstat(cur) is None:
             missing.append(cur)
             cur = posixpath.dirname(cur)
         for d in reversed(missing):
             self.root.mkdir(d, 0o700 if d.startswith(JOURNAL_DIR) else 0o755)
-            made.append(d)
-        return made
+        return list(reversed(missing))
 
     def begin(self, config_digest: str) -> None:
-        made = self._ensure_dir(ORIGINALS)
+        try:
+            made = self._ensure_dir(ORIGINALS)
+        except RootError as exc:
+            raise JournalError(f"cannot create the journal: {exc}") from None
         if self.data is None:
             self.data = {
                 "format": FORMAT,
                 "entries": [],
                 # directories made for the journal itself, removed again by revert
-                "journal_dirs": [d for d in made if not d.startswith(JOURNAL_DIR)],
+                "journal_dirs": [d for d in made if d in JOURNAL_PARENTS],
             }
         self.data.update(
             state="applying",
@@ -115,25 +264,30 @@ class Journal:
         self._save()
         self.fault("begin")
 
-    def _entry(self, path: str) -> dict | None:
-        for entry in self.data["entries"]:
-            if entry["path"] == path:
-                return entry
-        return None
-
-    def record(self, path: str) -> None:
+    def record(self, path: str, secret: bool = False) -> None:
         """Save what `path` is now, unless an earlier run already saved its original."""
-        if self._entry(path) is not None:
+        entry = self._index.get(path)
+        if entry is not None:
+            if secret and not entry.get("secret"):
+                entry["secret"] = True
+                self._save()
             return
+        if len(self.data["entries"]) >= MAX_ENTRIES:
+            raise JournalError(f"cannot journal {path}: the journal is full")
         st = self.root.lstat(path)
-        entry: dict = {"path": path, "kind": st.kind if st else "absent"}
+        entry = {"path": path, "kind": st.kind if st else "absent"}
+        if secret:
+            entry["secret"] = True
         if st is not None:
             entry.update(mode=st.mode, uid=st.uid, gid=st.gid)
         if st is not None and st.kind == "file":
-            index = len(self.data["entries"])
-            backup = f"{ORIGINALS}/{index:05d}"
-            self.root.write_bytes(backup, self.root.read_bytes(path), mode=0o600, uid=0, gid=0)
-            entry["backup"] = backup
+            backup = f"{ORIGINALS}/{len(self.data['entries']):05d}"
+            old = self.root.lstat(backup)
+            if old is not None and old.kind != "file":
+                raise JournalError(f"{backup} in the guest is a {old.kind}, not a backup")
+            data = self.root.read_bytes(path)
+            self.root.write_bytes(backup, data, mode=0o600, uid=0, gid=0)
+            entry.update(backup=backup, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
             entry["label"] = self.root.get_label(path)
             self.fault(f"backup {path}")
         elif st is not None and st.kind == "symlink":
@@ -143,11 +297,12 @@ class Journal:
         elif st is not None:
             raise JournalError(f"{path} in the guest is a special file; vmtailor won't replace it")
         self.data["entries"].append(entry)
+        self._index[path] = entry
         self._save()
         self.fault(f"record {path}")
 
     def apply(self, change: Change) -> None:
-        self.record(change.path)
+        self.record(change.path, change.secret)
         _apply_change(self.root, change)
         self.data["last_changes"].append([change.action, change.path])
         self.fault(f"apply {change.path}")
@@ -161,20 +316,115 @@ class Journal:
     # -- undoing --------------------------------------------------------------------
     def revert(self) -> RevertResult:
         if self.data is None:
-            raise JournalError(
-                f"nothing to revert: the guest has no {JOURNAL_FILE}",
-                hint="vmtailor has not changed this guest (or it was reverted already)",
-            )
+            return self._finish_cut_cleanup()
         result = RevertResult([], [], [])
-        for entry in reversed(self.data["entries"]):
-            _restore(self.root, entry, result)
-        journal_dirs = self.data.get("journal_dirs", [])
-        _remove_tree(self.root, JOURNAL_DIR)
-        for d in reversed(journal_dirs):
-            if self.root.is_dir(d) and not self.root.listdir(d):
-                self.root.remove(d)
+        if self.data["state"] != "reverted":
+            self.verify()  # every entry, before the first change
+            self.sweep()
+            self.data["state"] = "reverting"
+            self._save()
+            self.fault("reverting")
+            for entry in reversed(self.data["entries"]):
+                try:
+                    _restore(self.root, entry, result)
+                except RootError as exc:
+                    raise JournalError(
+                        f"cannot restore {entry['path']}: {exc}",
+                        hint="fix that path in the guest, then run revert again",
+                    ) from None
+                self.fault(f"restore {entry['path']}")
+            self.data["state"] = "reverted"
+            self._save()
+            self.fault("reverted")
+        else:
+            self.sweep()
+        self._remove_own_folder(result)
         self.data = None
         return result
+
+    def _remove_own_folder(self, result: RevertResult) -> None:
+        root = self.root
+        if root.is_dir(ORIGINALS):
+            for name in root.listdir(ORIGINALS):
+                path = f"{ORIGINALS}/{name}"
+                st = root.lstat(path)
+                if BACKUP_NAME.match(name) and st is not None and st.kind == "file":
+                    root.remove(path)
+                    self.fault(f"remove {path}")
+            _remove_if_empty(root, ORIGINALS, result, report=False)
+        # journal.json goes last: a revert killed before this line is simply run again
+        root.remove(JOURNAL_FILE)
+        self.fault("remove journal")
+        _remove_if_empty(root, JOURNAL_DIR, result, report=False)
+        for d in reversed(self.data["journal_dirs"]):
+            _remove_if_empty(root, d, result, report=False)
+
+    def _finish_cut_cleanup(self) -> RevertResult:
+        """No journal.json: nothing to revert, unless a revert was killed between removing
+        journal.json and its folder, which is then removed (it can hold nothing else)."""
+        root = self.root
+        if root.resolve(JOURNAL_DIR) == JOURNAL_DIR and root.is_dir(JOURNAL_DIR):
+            if not root.listdir(JOURNAL_DIR):
+                root.remove(JOURNAL_DIR)
+                return RevertResult([], [JOURNAL_DIR], [])
+        raise JournalError(
+            f"nothing to revert: the guest has no {JOURNAL_FILE}",
+            hint="vmtailor has not changed this guest (or it was reverted already)",
+        )
+
+
+def _is_temp(root: Root, path: str) -> bool:
+    if not TEMP_NAME.match(posixpath.basename(path)):
+        return False
+    st = root.lstat(path)
+    return st is not None and st.kind == "file"
+
+
+def _verified_backup(root: Root, entry: dict) -> bytes:
+    """The original bytes of a file entry, from its own backup, checked against its sha256."""
+    path, backup = entry["path"], entry["backup"]
+    if root.resolve_parent(backup) != backup:
+        raise _refuse_entry(path, f"its backup {backup} is reached through a symbolic link")
+    st = root.lstat(backup)
+    if st is None or st.kind != "file":
+        raise _refuse_entry(path, f"its backup {backup} is missing or not a regular file")
+    if st.size != entry["size"]:
+        raise _refuse_entry(path, f"its backup {backup} does not have its recorded size")
+    data = root.read_bytes(backup)
+    if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise _refuse_entry(path, f"its backup {backup} does not match its recorded sha256")
+    return data
+
+
+def _only_created_below(root: Root, top: str, created: frozenset[str]) -> None:
+    """Refuse to replace a directory unless vmtailor created everything in it (each of
+    which its own entry removes first) — never a recursive removal of the guest's files."""
+    pending, seen = [top], 0
+    while pending:
+        d = pending.pop()
+        for name in root.listdir(d):
+            path = f"{d}/{name}"
+            seen += 1
+            if seen > MAX_ENTRIES:
+                raise _refuse_entry(top, "it is a directory holding too many files")
+            if path in created:
+                st = root.lstat(path)
+                if st is not None and st.kind == "dir":
+                    pending.append(path)
+            elif not _is_temp(root, path):
+                raise _refuse_entry(top, f"it is a directory holding {path}, not made by vmtailor")
+
+
+def _remove_if_empty(root: Root, path: str, result: RevertResult, report: bool = True) -> None:
+    st = root.lstat(path)
+    if st is None or st.kind != "dir":
+        return
+    if root.listdir(path):
+        result.kept.append(path)
+        return
+    root.remove(path)
+    if report:
+        result.removed.append(path)
 
 
 def _apply_change(root: Root, change: Change) -> None:
@@ -218,30 +468,34 @@ def _set_meta(root: Root, path: str, old, mode, uid, gid) -> None:
 
 
 def _restore(root: Root, entry: dict, result: RevertResult) -> None:
+    """Put one entry back. Idempotent: what is restored already is restored again, the same."""
     path, kind = entry["path"], entry["kind"]
     current = root.lstat(path)
     if kind == "absent":
         if current is None:
             return
-        if current.kind == "dir" and root.listdir(path):
-            result.kept.append(path)
+        if current.kind == "dir":
+            _remove_if_empty(root, path, result)
             return
         root.remove(path)
         result.removed.append(path)
         return
     if current is not None and current.kind != kind:
-        if current.kind == "dir":
-            _remove_tree(root, path)
-        else:
-            root.remove(path)
+        if current.kind == "dir" and root.listdir(path):
+            # verify() saw only what vmtailor created below; anything else stays
+            raise JournalError(f"cannot restore {path}: a directory holding other files is there")
+        root.remove(path)
         current = None
     if kind == "file":
-        data = root.read_bytes(entry["backup"])
-        root.write_bytes(path, data, entry["mode"], entry["uid"], entry["gid"], entry.get("label"))
+        data = _verified_backup(root, entry)
+        root.write_bytes(path, data, entry["mode"], entry["uid"], entry["gid"], entry["label"])
         # write_bytes keeps an existing file's label when given None: restore exactly
-        if entry.get("label"):
+        if entry["label"]:
             root.set_label(path, entry["label"])
     elif kind == "symlink":
+        if current is not None and root.readlink(path) == entry["target"]:
+            result.restored.append(path)
+            return
         if current is not None:
             root.remove(path)
         root.symlink(entry["target"], path)
@@ -252,13 +506,3 @@ def _restore(root: Root, entry: dict, result: RevertResult) -> None:
             root.chown(path, entry["uid"], entry["gid"])
             root.chmod(path, entry["mode"])
     result.restored.append(path)
-
-
-def _remove_tree(root: Root, path: str) -> None:
-    st = root.lstat(path)
-    if st is None:
-        return
-    if st.kind == "dir":
-        for name in root.listdir(path):
-            _remove_tree(root, f"{path}/{name}")
-    root.remove(path)
