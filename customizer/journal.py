@@ -54,6 +54,9 @@ FaultHook = Callable[[str], None]
 
 # The temp file Root.write_bytes writes and renames over its target (".NAME.vmtailor-PID.tmp"
 # in the target's directory): a run killed between the two leaves it behind.
+# Written by a revert before it removes journal.json when it has folders to remove after
+# it (the journal's own /var, /var/lib in a guest that had none); removed after them.
+DIRS_MARKER = "/.vmtailor-revert-dirs.json"
 TEMP_NAME = re.compile(r"\A\..+\.vmtailor-[0-9]+\.tmp\Z", re.S)
 
 
@@ -243,17 +246,42 @@ class Journal:
             self.root.mkdir(d, 0o700 if d.startswith(JOURNAL_DIR) else 0o755)
         return list(reversed(missing))
 
+    def _half_made_folder(self) -> list[str] | None:
+        """The folders a first run killed before it could save journal.json made (deepest
+        first), or None. Its own folder holds nothing but an empty originals/ and temp
+        files; a parent counts as made with it when it holds nothing but that chain (a
+        real guest's /var/lib holds much else; a guest whose /var/lib was empty loses it)."""
+        root = self.root
+        if root.resolve_parent(JOURNAL_FILE) != JOURNAL_FILE or not _plain_dir(root, JOURNAL_DIR):
+            return None
+        for name in root.listdir(JOURNAL_DIR):
+            path = f"{JOURNAL_DIR}/{name}"
+            if path == ORIGINALS and _plain_dir(root, path):
+                if all(_is_temp(root, f"{path}/{n}") for n in root.listdir(path)):
+                    continue
+            if not _is_temp(root, path):
+                return None
+        chain = [JOURNAL_DIR]
+        for parent in reversed(JOURNAL_PARENTS):
+            if not _plain_dir(root, parent) or root.listdir(parent) != [
+                posixpath.basename(chain[-1])
+            ]:
+                break
+            chain.append(parent)
+        return chain
+
     def begin(self, config_digest: str) -> None:
         try:
             made = self._ensure_dir(ORIGINALS)
         except RootError as exc:
             raise JournalError(f"cannot create the journal: {exc}") from None
         if self.data is None:
+            ours = set(made) | set(self._half_made_folder() or ())
             self.data = {
                 "format": FORMAT,
                 "entries": [],
                 # directories made for the journal itself, removed again by revert
-                "journal_dirs": [d for d in made if d in JOURNAL_PARENTS],
+                "journal_dirs": [d for d in JOURNAL_PARENTS if d in ours],
             }
         self.data.update(
             state="applying",
@@ -352,25 +380,68 @@ class Journal:
                     root.remove(path)
                     self.fault(f"remove {path}")
             _remove_if_empty(root, ORIGINALS, result, report=False)
+        made = self.data["journal_dirs"]
+        if made:
+            # the folders made for the journal outlive journal.json: say which they are
+            root.write_bytes(DIRS_MARKER, json.dumps(made).encode(), 0o600, 0, 0)
+            self.fault("write marker")
         # journal.json goes last: a revert killed before this line is simply run again
         root.remove(JOURNAL_FILE)
         self.fault("remove journal")
         _remove_if_empty(root, JOURNAL_DIR, result, report=False)
-        for d in reversed(self.data["journal_dirs"]):
+        for d in reversed(made):
             _remove_if_empty(root, d, result, report=False)
+            self.fault(f"remove {d}")
+        if made:
+            root.remove(DIRS_MARKER)
 
     def _finish_cut_cleanup(self) -> RevertResult:
-        """No journal.json: nothing to revert, unless a revert was killed between removing
-        journal.json and its folder, which is then removed (it can hold nothing else)."""
+        """No journal.json: nothing to revert, unless a run was killed before its first
+        journal.json was saved or a revert after it removed journal.json: the folders it
+        made hold nothing else then, and are removed."""
         root = self.root
-        if root.resolve(JOURNAL_DIR) == JOURNAL_DIR and root.is_dir(JOURNAL_DIR):
-            if not root.listdir(JOURNAL_DIR):
-                root.remove(JOURNAL_DIR)
-                return RevertResult([], [JOURNAL_DIR], [])
+        try:
+            chain = self._half_made_folder() or []
+            listed = _read_marker(root)
+            if chain or listed is not None:
+                self.sweep()
+                if root.lexists(ORIGINALS):
+                    root.remove(ORIGINALS)
+                for d in chain:
+                    root.remove(d)
+                result = RevertResult([], chain, [])
+                for d in reversed(listed or []):
+                    _remove_if_empty(root, d, result, report=False)
+                if listed is not None:
+                    root.remove(DIRS_MARKER)
+                return result
+        except RootError as exc:
+            raise JournalError(f"cannot remove vmtailor's empty folder: {exc}") from None
         raise JournalError(
             f"nothing to revert: the guest has no {JOURNAL_FILE}",
             hint="vmtailor has not changed this guest (or it was reverted already)",
         )
+
+
+def _read_marker(root: Root) -> list[str] | None:
+    """The folders a revert killed after removing journal.json has still to remove."""
+    st = root.lstat(DIRS_MARKER)
+    if st is None:
+        return None
+    try:
+        if st.kind != "file" or st.size > 256:
+            raise ValueError("not a small file")
+        listed = json.loads(root.read_bytes(DIRS_MARKER))
+        if not isinstance(listed, list) or not set(listed) <= set(JOURNAL_PARENTS):
+            raise ValueError("not a list of vmtailor's folders")
+    except (ValueError, RecursionError) as exc:
+        raise JournalError(f"{DIRS_MARKER} in the guest is not vmtailor's: {exc}") from None
+    return [d for d in JOURNAL_PARENTS if d in listed]
+
+
+def _plain_dir(root: Root, path: str) -> bool:
+    st = root.lstat(path)
+    return st is not None and st.kind == "dir"
 
 
 def _is_temp(root: Root, path: str) -> bool:
