@@ -272,11 +272,13 @@ class Journal:
 
     def begin(self, config_digest: str) -> None:
         try:
+            # looked for before _ensure_dir makes a fresh (empty) folder
+            left = self._half_made_folder() if self.data is None else None
             made = self._ensure_dir(ORIGINALS)
         except RootError as exc:
             raise JournalError(f"cannot create the journal: {exc}") from None
         if self.data is None:
-            ours = set(made) | set(self._half_made_folder() or ())
+            ours = set(made) | set(left or ())
             self.data = {
                 "format": FORMAT,
                 "entries": [],
