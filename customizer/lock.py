@@ -50,7 +50,9 @@ def _private_dir(path: str) -> None:
         os.makedirs(path, 0o700, exist_ok=True)
         st = os.lstat(path)
     except OSError as exc:
-        raise LockError(f"cannot create the lock folder {path}: {os.strerror(exc.errno or 0)}")
+        raise LockError(
+            f"cannot create the lock folder {path}: {os.strerror(exc.errno or 0)}"
+        ) from None
     if not statmod.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
         raise LockError(f"{path} is not a private folder of this user; vmtailor won't lock there")
 
@@ -79,7 +81,9 @@ def _open(path: str) -> int:
     try:
         fd = os.open(path, flags, 0o600)
     except OSError as exc:
-        raise LockError(f"cannot open the lock file {path}: {os.strerror(exc.errno or 0)}")
+        raise LockError(
+            f"cannot open the lock file {path}: {os.strerror(exc.errno or 0)}"
+        ) from None
     if not statmod.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise LockError(f"the lock file {path} is not a regular file")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tree_digest
+from tests.unit.test_journal import _guest as _small_guest
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.journal import JOURNAL_FILE, JournalError
 from vmtailor.customizer.journal_schema import digest
@@ -36,15 +37,7 @@ ORIG = "var/lib/vmtailor/originals"
 
 
 def _guest(top: Path) -> Path:
-    (top / "etc/ssh").mkdir(parents=True)
-    (top / "sbin").mkdir()
-    (top / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
-    (top / "etc/hostname").write_text("template\n")
-    (top / "etc/hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\ttemplate\n")
-    (top / "etc/ssh/sshd_config").write_text("Port 22\n")
-    (top / "etc/old.conf").write_text("old\n")
-    (top / "etc/secret.conf").write_text("s3cret\n")
-    (top / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    _small_guest(top)
     (top / "etc/shadow").write_text("root:*:19000:0:99999:7:::\n")
     os.symlink("hostname", top / "etc/alt")
     return top
@@ -200,7 +193,9 @@ CASES: dict[str, Callable] = {
     "entries-not-list": _top("entries", {"path": "/etc/hostname"}),
     "entries-null": _top("entries", None),
     "entry-not-object": _top("entries", ["/etc/hostname"]),
-    "too-many-entries": _top("entries", [{"path": f"/x{i}", "kind": "absent"} for i in range(100_001)]),
+    "too-many-entries": _top(
+        "entries", [{"path": f"/x{i}", "kind": "absent"} for i in range(100_001)]
+    ),
     "unknown-top-field": _top("hook", "rm -rf /"),
     "journal-dirs-etc": _top("journal_dirs", ["/etc"]),
     "config-digest-not-hex": _top("config_digest", "not hex!"),
@@ -226,8 +221,9 @@ CASES: dict[str, Callable] = {
     "path-surrogate": _add({"path": "/etc/\ud800", "kind": "absent"}),
     "path-own-journal": _add({"path": JOURNAL_FILE, "kind": "absent"}),
     "path-own-folder": _add({"path": "/var/lib/vmtailor", "kind": "absent"}),
-    "path-var-lib-link": _add({"path": "/var/lib", "kind": "symlink", "mode": 0o777,
-                               "uid": 0, "gid": 0, "target": "/"}),  # fmt: skip
+    "path-var-lib-link": _add(
+        {"path": "/var/lib", "kind": "symlink", "mode": 0o777, "uid": 0, "gid": 0, "target": "/"}
+    ),
     "path-through-symlink": _tree(_lnk, _forge_file("/lnk/passwd")),
     "duplicate-paths": _add({"path": "/etc/hostname", "kind": "absent"}),
     # -- kinds and fields
@@ -237,8 +233,9 @@ CASES: dict[str, Callable] = {
     "field-unknown": _set("/etc/hostname", "exec", "/bin/sh"),
     "absent-with-backup": _set("/etc/motd", "backup", f"/{ORIG}/00000"),
     "secret-not-bool": _set("/etc/motd", "secret", "yes"),
-    "symlink-etc-to-host": _add({"path": "/etc", "kind": "symlink", "mode": 0o777,
-                                 "uid": 0, "gid": 0, "target": "/"}),  # fmt: skip
+    "symlink-etc-to-host": _add(
+        {"path": "/etc", "kind": "symlink", "mode": 0o777, "uid": 0, "gid": 0, "target": "/"}
+    ),
     "symlink-ssh-to-host": _forge_file("/etc/ssh", b"x"),
     "symlink-target-nul": _set("/etc/alt", "target", "/etc/sha\0dow"),
     "symlink-target-int": _set("/etc/alt", "target", 7),
@@ -350,9 +347,7 @@ def test_unforged_template_reverts_to_the_original(template, tmp_path):
     assert tree_digest(box / "guest") == pristine
 
 
-def test_forged_setuid_file_with_verified_backup_restores_only_what_it_names(
-    template, tmp_path
-):
+def test_a_consistent_forgery_of_one_file_stays_inside_the_guest(template, tmp_path):
     """A consistent forgery (backup, sha and digest all right) of one plain file is what
     a revert may do; it still never goes above the root or into another entry."""
     box = _box(template, tmp_path)
