@@ -24,11 +24,21 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
+from .journal_entry import (
+    TEMP_NAME,
+    RevertResult,
+    apply_change,
+    is_temp,
+    only_created_below,
+    plain_dir,
+    refuse_entry,
+    remove_if_empty,
+    restore,
+    verified_backup,
+)
 from .journal_schema import (
     BACKUP_NAME,
     FORMAT,
@@ -47,37 +57,21 @@ from .journal_schema import (
 from .plan import Change
 from .root import Root, RootError
 
-__all__ = ["FORMAT", "JOURNAL_DIR", "JOURNAL_FILE", "ORIGINALS", "Journal", "JournalError"]
+__all__ = [
+    "FORMAT", "JOURNAL_DIR", "JOURNAL_FILE", "ORIGINALS", "TEMP_NAME", "Journal", "JournalError",
+    "RevertResult",
+]  # fmt: skip
 
 # Called with a step name after each step is on disk; tests raise from it to cut a run.
 FaultHook = Callable[[str], None]
 
-# The temp file Root.write_bytes writes and renames over its target (".NAME.vmtailor-PID.tmp"
-# in the target's directory): a run killed between the two leaves it behind.
 # Written by a revert before it removes journal.json when it has folders to remove after
 # it (the journal's own /var, /var/lib in a guest that had none); removed after them.
 DIRS_MARKER = "/.vmtailor-revert-dirs.json"
-TEMP_NAME = re.compile(r"\A\..+\.vmtailor-[0-9]+\.tmp\Z", re.S)
 
 
 def _no_fault(step: str) -> None:
     pass
-
-
-@dataclass
-class RevertResult:
-    """What a revert put back, removed and had to keep."""
-
-    restored: list[str]
-    removed: list[str]
-    kept: list[str]  # directories vmtailor made that now hold files it did not make
-
-
-def _refuse_entry(path: str, why: str) -> JournalError:
-    return JournalError(
-        f"journal entry {path!r}: {why}; nothing was changed",
-        hint=f"the guest's {JOURNAL_FILE} or what it names was changed outside vmtailor",
-    )
 
 
 class Journal:
@@ -177,25 +171,25 @@ class Journal:
             try:
                 self._verify_entry(entry, created)
             except RootError as exc:
-                raise _refuse_entry(entry["path"], str(exc)) from None
+                raise refuse_entry(entry["path"], str(exc)) from None
 
     def _verify_entry(self, entry: dict, created: frozenset[str]) -> None:
         root, path, kind = self.root, entry["path"], entry["kind"]
         if root.resolve_parent(path) != path:
-            raise _refuse_entry(path, "it is reached through a symbolic link in the guest")
+            raise refuse_entry(path, "it is reached through a symbolic link in the guest")
         if root.is_mount_point(path):
-            raise _refuse_entry(path, "another filesystem is mounted there")
+            raise refuse_entry(path, "another filesystem is mounted there")
         current = root.lstat(path)
         if current is not None and current.kind == "other":
-            raise _refuse_entry(path, "it is a special file (device, FIFO or socket) now")
+            raise refuse_entry(path, "it is a special file (device, FIFO or socket) now")
         if kind == "file":
-            _verified_backup(root, entry)
+            verified_backup(root, entry)
         if current is not None and current.kind == "dir" and kind in ("file", "symlink"):
-            _only_created_below(root, path, created)
+            only_created_below(root, path, created)
 
     # -- leftovers of a killed run ----------------------------------------------------
     def touched_dirs(self) -> set[str]:
-        dirs = {JOURNAL_DIR, ORIGINALS}
+        dirs = {"/", JOURNAL_DIR, ORIGINALS}  # "/": DIRS_MARKER's temp file
         if self.data:
             dirs.update(posixpath.dirname(e["path"]) for e in self.data["entries"])
         return dirs
@@ -209,7 +203,7 @@ class Journal:
                     continue
                 for name in self.root.listdir(d):
                     path = f"{d.rstrip('/')}/{name}"
-                    if _is_temp(self.root, path):
+                    if is_temp(self.root, path):
                         self.root.remove(path)
                         removed.append(path)
             except RootError as exc:
@@ -252,18 +246,18 @@ class Journal:
         files; a parent counts as made with it when it holds nothing but that chain (a
         real guest's /var/lib holds much else; a guest whose /var/lib was empty loses it)."""
         root = self.root
-        if root.resolve_parent(JOURNAL_FILE) != JOURNAL_FILE or not _plain_dir(root, JOURNAL_DIR):
+        if root.resolve_parent(JOURNAL_FILE) != JOURNAL_FILE or not plain_dir(root, JOURNAL_DIR):
             return None
         for name in root.listdir(JOURNAL_DIR):
             path = f"{JOURNAL_DIR}/{name}"
-            if path == ORIGINALS and _plain_dir(root, path):
-                if all(_is_temp(root, f"{path}/{n}") for n in root.listdir(path)):
+            if path == ORIGINALS and plain_dir(root, path):
+                if all(is_temp(root, f"{path}/{n}") for n in root.listdir(path)):
                     continue
-            if not _is_temp(root, path):
+            if not is_temp(root, path):
                 return None
         chain = [JOURNAL_DIR]
         for parent in reversed(JOURNAL_PARENTS):
-            if not _plain_dir(root, parent) or root.listdir(parent) != [
+            if not plain_dir(root, parent) or root.listdir(parent) != [
                 posixpath.basename(chain[-1])
             ]:
                 break
@@ -333,7 +327,7 @@ class Journal:
 
     def apply(self, change: Change) -> None:
         self.record(change.path, change.secret)
-        _apply_change(self.root, change)
+        apply_change(self.root, change)
         self.data["last_changes"].append([change.action, change.path])
         self.fault(f"apply {change.path}")
 
@@ -356,7 +350,7 @@ class Journal:
             self.fault("reverting")
             for entry in reversed(self.data["entries"]):
                 try:
-                    _restore(self.root, entry, result)
+                    restore(self.root, entry, result)
                 except RootError as exc:
                     raise JournalError(
                         f"cannot restore {entry['path']}: {exc}",
@@ -381,7 +375,7 @@ class Journal:
                 if BACKUP_NAME.match(name) and st is not None and st.kind == "file":
                     root.remove(path)
                     self.fault(f"remove {path}")
-            _remove_if_empty(root, ORIGINALS, result, report=False)
+            remove_if_empty(root, ORIGINALS, result, report=False)
         made = self.data["journal_dirs"]
         if made:
             # the folders made for the journal outlive journal.json: say which they are
@@ -390,9 +384,9 @@ class Journal:
         # journal.json goes last: a revert killed before this line is simply run again
         root.remove(JOURNAL_FILE)
         self.fault("remove journal")
-        _remove_if_empty(root, JOURNAL_DIR, result, report=False)
+        remove_if_empty(root, JOURNAL_DIR, result, report=False)
         for d in reversed(made):
-            _remove_if_empty(root, d, result, report=False)
+            remove_if_empty(root, d, result, report=False)
             self.fault(f"remove {d}")
         if made:
             root.remove(DIRS_MARKER)
@@ -413,7 +407,7 @@ class Journal:
                     root.remove(d)
                 result = RevertResult([], chain, [])
                 for d in reversed(listed or []):
-                    _remove_if_empty(root, d, result, report=False)
+                    remove_if_empty(root, d, result, report=False)
                 if listed is not None:
                     root.remove(DIRS_MARKER)
                 return result
@@ -439,143 +433,3 @@ def _read_marker(root: Root) -> list[str] | None:
     except (ValueError, RecursionError) as exc:
         raise JournalError(f"{DIRS_MARKER} in the guest is not vmtailor's: {exc}") from None
     return [d for d in JOURNAL_PARENTS if d in listed]
-
-
-def _plain_dir(root: Root, path: str) -> bool:
-    st = root.lstat(path)
-    return st is not None and st.kind == "dir"
-
-
-def _is_temp(root: Root, path: str) -> bool:
-    if not TEMP_NAME.match(posixpath.basename(path)):
-        return False
-    st = root.lstat(path)
-    return st is not None and st.kind == "file"
-
-
-def _verified_backup(root: Root, entry: dict) -> bytes:
-    """The original bytes of a file entry, from its own backup, checked against its sha256."""
-    path, backup = entry["path"], entry["backup"]
-    if root.resolve_parent(backup) != backup:
-        raise _refuse_entry(path, f"its backup {backup} is reached through a symbolic link")
-    st = root.lstat(backup)
-    if st is None or st.kind != "file":
-        raise _refuse_entry(path, f"its backup {backup} is missing or not a regular file")
-    if st.size != entry["size"]:
-        raise _refuse_entry(path, f"its backup {backup} does not have its recorded size")
-    data = root.read_bytes(backup)
-    if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise _refuse_entry(path, f"its backup {backup} does not match its recorded sha256")
-    return data
-
-
-def _only_created_below(root: Root, top: str, created: frozenset[str]) -> None:
-    """Refuse to replace a directory unless vmtailor created everything in it (each of
-    which its own entry removes first) — never a recursive removal of the guest's files."""
-    pending, seen = [top], 0
-    while pending:
-        d = pending.pop()
-        for name in root.listdir(d):
-            path = f"{d}/{name}"
-            seen += 1
-            if seen > MAX_ENTRIES:
-                raise _refuse_entry(top, "it is a directory holding too many files")
-            if path in created:
-                st = root.lstat(path)
-                if st is not None and st.kind == "dir":
-                    pending.append(path)
-            elif not _is_temp(root, path):
-                raise _refuse_entry(top, f"it is a directory holding {path}, not made by vmtailor")
-
-
-def _remove_if_empty(root: Root, path: str, result: RevertResult, report: bool = True) -> None:
-    st = root.lstat(path)
-    if st is None or st.kind != "dir":
-        return
-    if root.listdir(path):
-        result.kept.append(path)
-        return
-    root.remove(path)
-    if report:
-        result.removed.append(path)
-
-
-def _apply_change(root: Root, change: Change) -> None:
-    new, path = change.new, change.path
-    old = root.lstat(path)
-    if new.kind == "absent":
-        if old is not None:
-            root.remove(path)
-        return
-    if new.kind == "symlink":
-        if old is not None:
-            root.remove(path)
-        root.symlink(new.target, path)
-        return
-    if old is not None and old.kind != new.kind:
-        root.remove(path)
-        old = None
-    if new.kind == "dir":
-        if old is None:
-            root.mkdir(path, _or(new.mode, 0o755), _or(new.uid, 0), _or(new.gid, 0))
-        else:
-            _set_meta(root, path, old, new.mode, new.uid, new.gid)
-        return
-    if new.data is not None:
-        root.write_bytes(path, new.data, new.mode, new.uid, new.gid)
-    elif old is not None:
-        _set_meta(root, path, old, new.mode, new.uid, new.gid)
-
-
-def _or(value, default):
-    return default if value is None else value
-
-
-def _set_meta(root: Root, path: str, old, mode, uid, gid) -> None:
-    owner_changes = (uid is not None and uid != old.uid) or (gid is not None and gid != old.gid)
-    if owner_changes:
-        root.chown(path, _or(uid, old.uid), _or(gid, old.gid))
-    if (mode is not None and mode != old.mode) or owner_changes:
-        # chown clears setuid/setgid bits, so the mode is set (again) after it
-        root.chmod(path, _or(mode, old.mode))
-
-
-def _restore(root: Root, entry: dict, result: RevertResult) -> None:
-    """Put one entry back. Idempotent: what is restored already is restored again, the same."""
-    path, kind = entry["path"], entry["kind"]
-    current = root.lstat(path)
-    if kind == "absent":
-        if current is None:
-            return
-        if current.kind == "dir":
-            _remove_if_empty(root, path, result)
-            return
-        root.remove(path)
-        result.removed.append(path)
-        return
-    if current is not None and current.kind != kind:
-        if current.kind == "dir" and root.listdir(path):
-            # verify() saw only what vmtailor created below; anything else stays
-            raise JournalError(f"cannot restore {path}: a directory holding other files is there")
-        root.remove(path)
-        current = None
-    if kind == "file":
-        data = _verified_backup(root, entry)
-        root.write_bytes(path, data, entry["mode"], entry["uid"], entry["gid"], entry["label"])
-        # write_bytes keeps an existing file's label when given None: restore exactly
-        if entry["label"]:
-            root.set_label(path, entry["label"])
-    elif kind == "symlink":
-        if current is not None and root.readlink(path) == entry["target"]:
-            result.restored.append(path)
-            return
-        if current is not None:
-            root.remove(path)
-        root.symlink(entry["target"], path)
-    elif kind == "dir":
-        if current is None:
-            root.mkdir(path, entry["mode"], entry["uid"], entry["gid"])
-        else:
-            root.chown(path, entry["uid"], entry["gid"])
-            root.chmod(path, entry["mode"])
-    result.restored.append(path)
