@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .customizer import lock
 from .customizer.root import LocalRoot, Root
 from .output import warn
 
@@ -41,26 +42,31 @@ class Target:
 
 @contextlib.contextmanager
 def open_target(args, *, readonly: bool = False) -> Iterator[Target]:
-    """The guest's Root for the length of the block. With --disk the images are checked
-    (refused when in use by a running VM or, unless `readonly`, not writable), one
-    appliance is launched, and the guest is unmounted and the appliance shut down after."""
+    """The guest's Root for the length of the block, locked against other vmtailor runs:
+    exclusively, or shared when `readonly` (see customizer/lock.py). With --disk the
+    images are checked (refused when in use by a running VM or, unless `readonly`, not
+    writable), one appliance is launched, and the guest is unmounted and the appliance
+    shut down after."""
     if not getattr(args, "disk", None):
-        yield Target(open_root(args), f"--root {args.root}")
+        root = open_root(args)
+        with lock.hold([root.top], root.top, shared=readonly):
+            yield Target(root, f"--root {args.root}")
         return
     from .offline import images
     from .offline.appliance import Appliance, Drive, GuestSpec
 
-    drives = []
-    for path in args.disk:
-        image = images.info(path)
-        if readonly:
-            images.check_not_in_use(image)
-        else:
-            images.check_writable(image)
-            images.check_consistent(image)
-        drives.append(Drive(image.path, image.format))
-    spec = GuestSpec("guest", tuple(drives))
-    with Appliance([spec], readonly=readonly) as app, app.open("guest") as guest:
-        for message in guest.warnings:
-            warn(message)
-        yield Target(guest.root, "--disk " + " ".join(args.disk), guest)
+    found = [images.info(path) for path in args.disk]
+    with lock.hold([i.path for i in found], " ".join(args.disk), shared=readonly):
+        drives = []
+        for image in found:
+            if readonly:
+                images.check_not_in_use(image)
+            else:
+                images.check_writable(image)
+                images.check_consistent(image)
+            drives.append(Drive(image.path, image.format))
+        spec = GuestSpec("guest", tuple(drives))
+        with Appliance([spec], readonly=readonly) as app, app.open("guest") as guest:
+            for message in guest.warnings:
+                warn(message)
+            yield Target(guest.root, "--disk " + " ".join(args.disk), guest)

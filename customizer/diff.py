@@ -28,7 +28,11 @@ def _text(data: bytes | None) -> list[str] | None:
         return None
 
 
-def render_diff(root: Root, changes: list[Change]) -> str:
+def render_diff(
+    root: Root, changes: list[Change], secret_paths: frozenset[str] = frozenset()
+) -> str:
+    """`secret_paths`: paths whose content is secret whatever this change says (the journal
+    knows which files an earlier config wrote as secret)."""
     out: list[str] = []
     for change in changes:
         path, new = change.path, change.new
@@ -44,7 +48,7 @@ def render_diff(root: Root, changes: list[Change]) -> str:
             owner = f" owner {new.uid}:{new.gid}" if new.uid is not None else ""
             out.append(f"{header}{change.action}{mode}{owner}\n")
             continue
-        if change.secret:
+        if change.secret or path in secret_paths:
             out.append(f"{header}content not shown (secret)\n")
             continue
         old_size = change.old.size if change.action == "modify" and change.old else 0

@@ -85,13 +85,20 @@ def apply(
     fault: FaultHook | None = None,
 ) -> ApplyResult:
     journal = Journal(root, fault)
+    if not dry_run:
+        # the guest's journal must be one a revert can carry out before more is added to
+        # it; then the temp files a killed run left are removed (never seen by the plan)
+        journal.check_appliable()
+        journal.sweep()
     ctx, changes = plan(config, root, sources, unfinished=journal.unfinished_creations())
+    journal.check_changes(changes)
     result = ApplyResult(ctx.guest, changes, dry_run, warnings=list(ctx.warnings))
     digest = configmod.digest(config)
     if not changes and journal.applied_digest() == digest:
         result.already_applied = True
     if diff:
-        result.diff = render_diff(root, changes)
+        # a path an earlier config wrote as secret stays secret when this one changes it
+        result.diff = render_diff(root, changes, journal.secret_paths())
     if dry_run:
         return result
     if not changes:
@@ -108,5 +115,5 @@ def apply(
     return result
 
 
-def revert(root: Root) -> RevertResult:
-    return Journal(root).revert()
+def revert(root: Root, fault: FaultHook | None = None) -> RevertResult:
+    return Journal(root, fault).revert()

@@ -2,11 +2,21 @@
 
 Layout, under /var/lib/vmtailor/ in the guest:
     journal.json        state, config digest, and one entry per path ever touched
-    originals/NNNN      the bytes of a file as it was before vmtailor first changed it
+    originals/NNNNN     the bytes of a file as it was before vmtailor first changed it
 
 Every step is atomic and the original of a path is saved *before* the path is changed,
 so a run cut off anywhere can be re-run to completion (operations are "ensure" style and
 plan against what is there) or reverted (every touched path has its entry first).
+
+The journal is read back from the guest, so it is untrusted input: journal_schema checks
+every field, and before its first change a revert checks every entry against the tree
+(no symlink on the way, no mount point, backups that match their sha256, no directory
+removed that holds anything vmtailor did not create). One entry that fails: a one-line
+JournalError naming it, and nothing changed.
+
+A revert marks the journal "reverting", restores every entry (each restore is idempotent,
+so a revert cut off anywhere is simply run again), marks it "reverted", removes the
+originals and removes journal.json last: until then a second revert finds what it needs.
 """
 
 from __future__ import annotations
@@ -14,37 +24,54 @@ from __future__ import annotations
 import json
 import posixpath
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 
-from .errors import VmtailorError
+from .journal_entry import (
+    TEMP_NAME,
+    RevertResult,
+    apply_change,
+    check_backup,
+    file_digest,
+    is_temp,
+    only_created_below,
+    plain_dir,
+    refuse_entry,
+    remove_if_empty,
+    restore,
+)
+from .journal_schema import (
+    BACKUP_NAME,
+    FORMAT,
+    JOURNAL_DIR,
+    JOURNAL_FILE,
+    JOURNAL_PARENTS,
+    MAX_ENTRIES,
+    MAX_JOURNAL_BYTES,
+    ORIGINALS,
+    JournalError,
+    check_path,
+    digest,
+    is_bookkeeping,
+    parse,
+)
 from .plan import Change
 from .root import Root, RootError
 
-JOURNAL_DIR = "/var/lib/vmtailor"
-JOURNAL_FILE = f"{JOURNAL_DIR}/journal.json"
-ORIGINALS = f"{JOURNAL_DIR}/originals"
-FORMAT = 1
+__all__ = [
+    "FORMAT", "JOURNAL_DIR", "JOURNAL_FILE", "ORIGINALS", "TEMP_NAME", "Journal", "JournalError",
+    "RevertResult",
+]  # fmt: skip
 
 # Called with a step name after each step is on disk; tests raise from it to cut a run.
 FaultHook = Callable[[str], None]
 
-
-class JournalError(VmtailorError):
-    pass
+# Written by a revert before it removes journal.json when it has folders to remove after
+# it (the journal's own /var, /var/lib in a guest that had none); removed after them.
+DIRS_MARKER = "/.vmtailor-revert-dirs.json"
 
 
 def _no_fault(step: str) -> None:
     pass
-
-
-@dataclass
-class RevertResult:
-    """What a revert put back, removed and had to keep."""
-
-    restored: list[str]
-    removed: list[str]
-    kept: list[str]  # directories vmtailor made that now hold files it did not make
 
 
 class Journal:
@@ -52,17 +79,32 @@ class Journal:
         self.root = root
         self.fault = fault or _no_fault
         self.data = self.load()
+        self._index = {e["path"]: e for e in self.data["entries"]} if self.data else {}
 
     # -- reading --------------------------------------------------------------------
     def load(self) -> dict | None:
         try:
-            if not self.root.is_file(JOURNAL_FILE):
+            real = self.root.resolve_parent(JOURNAL_FILE)
+            if real != JOURNAL_FILE:
+                # Not vmtailor's journal wherever it leads; begin() refuses to write there.
                 return None
-            data = json.loads(self.root.read_text(JOURNAL_FILE))
-        except (RootError, ValueError) as exc:
+            st = self.root.lstat(JOURNAL_FILE)
+            if st is None:
+                return None
+            if st.kind != "file":
+                raise JournalError(f"{JOURNAL_FILE} in the guest is a {st.kind}, not a file")
+            if st.size > MAX_JOURNAL_BYTES:
+                raise JournalError(f"{JOURNAL_FILE} in the guest is too large ({st.size} bytes)")
+            raw = self.root.read_bytes(JOURNAL_FILE)
+        except RootError as exc:
             raise JournalError(f"cannot read the guest's {JOURNAL_FILE}: {exc}") from None
-        if data.get("format") != FORMAT:
-            raise JournalError(f"{JOURNAL_FILE} has unknown format {data.get('format')!r}")
+        data = parse(raw)
+        if data["digest"] != digest(data):
+            raise JournalError(
+                f"{JOURNAL_FILE} was modified outside vmtailor (its digest does not match)",
+                hint="restore it from a backup of the guest, or remove /var/lib/vmtailor "
+                "by hand to forget what vmtailor changed",
+            )
         return data
 
     @property
@@ -75,36 +117,167 @@ class Journal:
             return frozenset()
         return frozenset(e["path"] for e in self.data["entries"] if e["kind"] == "absent")
 
+    def secret_paths(self) -> frozenset[str]:
+        """Paths an earlier run wrote as secret: their content is never shown in a diff."""
+        if not self.data:
+            return frozenset()
+        return frozenset(e["path"] for e in self.data["entries"] if e.get("secret"))
+
     def applied_digest(self) -> str | None:
         if self.data and self.data["state"] == "applied":
             return self.data["config_digest"]
         return None
 
+    # -- checks before anything is written -------------------------------------------
+    def check_appliable(self) -> None:
+        """Before an apply writes: the journal must be one a revert could carry out."""
+        if self.state in ("reverting", "reverted"):
+            raise JournalError(
+                "a revert of this guest was cut off before it finished",
+                hint="run `vmtailor revert` again to finish it, then apply",
+            )
+        self.verify()
+
+    def check_changes(self, changes: Iterable[Change]) -> None:
+        """Refuse, before the first write, a change a revert would have to refuse."""
+        for change in changes:
+            path = change.path
+            try:
+                check_path(path)
+            except JournalError:
+                raise JournalError(f"vmtailor won't journal {path!r}: not a path below /") from None
+            why = None
+            if is_bookkeeping(path):
+                why = f"it is vmtailor's own folder {JOURNAL_DIR}"
+            elif JOURNAL_DIR.startswith(path + "/") and change.new.kind != "dir":
+                why = f"it holds vmtailor's journal ({JOURNAL_DIR})"
+            elif self._mount_point(path):
+                why = "another filesystem is mounted there"
+            if why:
+                raise JournalError(f"cannot {change.action} {path} in the guest: {why}")
+
+    def _mount_point(self, path: str) -> bool:
+        try:
+            return self.root.is_mount_point(path)
+        except RootError as exc:
+            raise JournalError(str(exc)) from None
+
+    def verify(self) -> None:
+        """Every entry's preconditions, checked against the tree before the first change."""
+        if not self.data or self.data["state"] == "reverted":
+            return
+        created = frozenset(e["path"] for e in self.data["entries"] if e["kind"] == "absent")
+        for entry in self.data["entries"]:
+            try:
+                self._verify_entry(entry, created)
+            except RootError as exc:
+                raise refuse_entry(entry["path"], str(exc)) from None
+
+    def _verify_entry(self, entry: dict, created: frozenset[str]) -> None:
+        root, path, kind = self.root, entry["path"], entry["kind"]
+        if root.resolve_parent(path) != path:
+            raise refuse_entry(path, "it is reached through a symbolic link in the guest")
+        if root.is_mount_point(path):
+            raise refuse_entry(path, "another filesystem is mounted there")
+        current = root.lstat(path)
+        if current is not None and current.kind == "other":
+            raise refuse_entry(path, "it is a special file (device, FIFO or socket) now")
+        if kind == "file":
+            check_backup(root, entry)
+        if current is not None and current.kind == "dir" and kind in ("file", "symlink"):
+            only_created_below(root, path, created)
+
+    # -- leftovers of a killed run ----------------------------------------------------
+    def touched_dirs(self) -> set[str]:
+        dirs = {"/", JOURNAL_DIR, ORIGINALS}  # "/": DIRS_MARKER's temp file
+        if self.data:
+            dirs.update(posixpath.dirname(e["path"]) for e in self.data["entries"])
+        return dirs
+
+    def sweep(self) -> list[str]:
+        """Remove the temp files a killed write left in a directory the journal touches."""
+        removed = []
+        for d in sorted(self.touched_dirs()):
+            try:
+                if self.root.resolve(d) != d or not self.root.is_dir(d):
+                    continue
+                for name in self.root.listdir(d):
+                    path = f"{d.rstrip('/')}/{name}"
+                    if is_temp(self.root, path):
+                        self.root.remove(path)
+                        removed.append(path)
+            except RootError as exc:
+                raise JournalError(f"cannot clean up after an interrupted run: {exc}") from None
+        return removed
+
     # -- writing --------------------------------------------------------------------
     def _save(self) -> None:
+        self.data["digest"] = digest(self.data)
         text = json.dumps(self.data, indent=1, sort_keys=True) + "\n"
         self.root.write_bytes(JOURNAL_FILE, text.encode(), mode=0o600, uid=0, gid=0)
 
+    def _check_own_folder(self) -> None:
+        for path in (JOURNAL_FILE, ORIGINALS):
+            if self.root.resolve_parent(path) != path:
+                raise JournalError(
+                    f"{path} is reached through a symbolic link in the guest; "
+                    "vmtailor won't keep its journal there",
+                    hint=f"make {JOURNAL_DIR} a plain directory in the guest",
+                )
+        for path in (*JOURNAL_PARENTS, JOURNAL_DIR, ORIGINALS):
+            st = self.root.lstat(path)
+            if st is not None and st.kind != "dir":
+                raise JournalError(f"{path} in the guest is a {st.kind}, not a directory")
+
     def _ensure_dir(self, path: str) -> list[str]:
-        made = []
+        self._check_own_folder()
         missing = []
         cur = path
-        while not self.root.lexists(cur):
+        while self.root.lstat(cur) is None:
             missing.append(cur)
             cur = posixpath.dirname(cur)
         for d in reversed(missing):
             self.root.mkdir(d, 0o700 if d.startswith(JOURNAL_DIR) else 0o755)
-            made.append(d)
-        return made
+        return list(reversed(missing))
+
+    def _half_made_folder(self) -> list[str] | None:
+        """The folders a first run killed before it could save journal.json made (deepest
+        first), or None. Its own folder holds nothing but an empty originals/ and temp
+        files; a parent counts as made with it when it holds nothing but that chain (a
+        real guest's /var/lib holds much else; a guest whose /var/lib was empty loses it)."""
+        root = self.root
+        if root.resolve_parent(JOURNAL_FILE) != JOURNAL_FILE or not plain_dir(root, JOURNAL_DIR):
+            return None
+        for name in root.listdir(JOURNAL_DIR):
+            path = f"{JOURNAL_DIR}/{name}"
+            if path == ORIGINALS and plain_dir(root, path):
+                if all(is_temp(root, f"{path}/{n}") for n in root.listdir(path)):
+                    continue
+            if not is_temp(root, path):
+                return None
+        chain = [JOURNAL_DIR]
+        for parent in reversed(JOURNAL_PARENTS):
+            if not plain_dir(root, parent) or root.listdir(parent) != [
+                posixpath.basename(chain[-1])
+            ]:
+                break
+            chain.append(parent)
+        return chain
 
     def begin(self, config_digest: str) -> None:
-        made = self._ensure_dir(ORIGINALS)
+        try:
+            # looked for before _ensure_dir makes a fresh (empty) folder
+            left = self._half_made_folder() if self.data is None else None
+            made = self._ensure_dir(ORIGINALS)
+        except RootError as exc:
+            raise JournalError(f"cannot create the journal: {exc}") from None
         if self.data is None:
+            ours = set(made) | set(left or ())
             self.data = {
                 "format": FORMAT,
                 "entries": [],
                 # directories made for the journal itself, removed again by revert
-                "journal_dirs": [d for d in made if not d.startswith(JOURNAL_DIR)],
+                "journal_dirs": [d for d in JOURNAL_PARENTS if d in ours],
             }
         self.data.update(
             state="applying",
@@ -115,25 +288,31 @@ class Journal:
         self._save()
         self.fault("begin")
 
-    def _entry(self, path: str) -> dict | None:
-        for entry in self.data["entries"]:
-            if entry["path"] == path:
-                return entry
-        return None
-
-    def record(self, path: str) -> None:
+    def record(self, path: str, secret: bool = False) -> None:
         """Save what `path` is now, unless an earlier run already saved its original."""
-        if self._entry(path) is not None:
+        entry = self._index.get(path)
+        if entry is not None:
+            if secret and not entry.get("secret"):
+                entry["secret"] = True
+                self._save()
             return
+        if len(self.data["entries"]) >= MAX_ENTRIES:
+            raise JournalError(f"cannot journal {path}: the journal is full")
         st = self.root.lstat(path)
-        entry: dict = {"path": path, "kind": st.kind if st else "absent"}
+        entry = {"path": path, "kind": st.kind if st else "absent"}
+        if secret:
+            entry["secret"] = True
         if st is not None:
             entry.update(mode=st.mode, uid=st.uid, gid=st.gid)
         if st is not None and st.kind == "file":
-            index = len(self.data["entries"])
-            backup = f"{ORIGINALS}/{index:05d}"
-            self.root.copy_file(path, backup, mode=0o600, uid=0, gid=0)  # streamed
-            entry["backup"] = backup
+            backup = f"{ORIGINALS}/{len(self.data['entries']):05d}"
+            old = self.root.lstat(backup)
+            if old is not None and old.kind != "file":
+                raise JournalError(f"{backup} in the guest is a {old.kind}, not a backup")
+            # streamed, never held: a journaled file may be far larger than memory
+            self.root.copy_file(path, backup, mode=0o600, uid=0, gid=0)
+            sha256, size = file_digest(self.root, backup)
+            entry.update(backup=backup, sha256=sha256, size=size)
             entry["label"] = self.root.get_label(path)
             self.fault(f"backup {path}")
         elif st is not None and st.kind == "symlink":
@@ -143,12 +322,13 @@ class Journal:
         elif st is not None:
             raise JournalError(f"{path} in the guest is a special file; vmtailor won't replace it")
         self.data["entries"].append(entry)
+        self._index[path] = entry
         self._save()
         self.fault(f"record {path}")
 
     def apply(self, change: Change) -> None:
-        self.record(change.path)
-        _apply_change(self.root, change)
+        self.record(change.path, change.secret)
+        apply_change(self.root, change)
         self.data["last_changes"].append([change.action, change.path])
         self.fault(f"apply {change.path}")
 
@@ -161,105 +341,96 @@ class Journal:
     # -- undoing --------------------------------------------------------------------
     def revert(self) -> RevertResult:
         if self.data is None:
-            raise JournalError(
-                f"nothing to revert: the guest has no {JOURNAL_FILE}",
-                hint="vmtailor has not changed this guest (or it was reverted already)",
-            )
+            return self._finish_cut_cleanup()
         result = RevertResult([], [], [])
-        for entry in reversed(self.data["entries"]):
-            _restore(self.root, entry, result)
-        journal_dirs = self.data.get("journal_dirs", [])
-        _remove_tree(self.root, JOURNAL_DIR)
-        for d in reversed(journal_dirs):
-            if self.root.is_dir(d) and not self.root.listdir(d):
-                self.root.remove(d)
+        if self.data["state"] != "reverted":
+            self.verify()  # every entry, before the first change
+            self.sweep()
+            self.data["state"] = "reverting"
+            self._save()
+            self.fault("reverting")
+            for entry in reversed(self.data["entries"]):
+                try:
+                    restore(self.root, entry, result)
+                except RootError as exc:
+                    raise JournalError(
+                        f"cannot restore {entry['path']}: {exc}",
+                        hint="fix that path in the guest, then run revert again",
+                    ) from None
+                self.fault(f"restore {entry['path']}")
+            self.data["state"] = "reverted"
+            self._save()
+            self.fault("reverted")
+        else:
+            self.sweep()
+        self._remove_own_folder(result)
         self.data = None
         return result
 
+    def _remove_own_folder(self, result: RevertResult) -> None:
+        root = self.root
+        if root.is_dir(ORIGINALS):
+            for name in root.listdir(ORIGINALS):
+                path = f"{ORIGINALS}/{name}"
+                st = root.lstat(path)
+                if BACKUP_NAME.match(name) and st is not None and st.kind == "file":
+                    root.remove(path)
+                    self.fault(f"remove {path}")
+            remove_if_empty(root, ORIGINALS, result, report=False)
+        made = self.data["journal_dirs"]
+        if made:
+            # the folders made for the journal outlive journal.json: say which they are
+            root.write_bytes(DIRS_MARKER, json.dumps(made).encode(), 0o600, 0, 0)
+            self.fault("write marker")
+        # journal.json goes last: a revert killed before this line is simply run again
+        root.remove(JOURNAL_FILE)
+        self.fault("remove journal")
+        remove_if_empty(root, JOURNAL_DIR, result, report=False)
+        for d in reversed(made):
+            remove_if_empty(root, d, result, report=False)
+            self.fault(f"remove {d}")
+        if made:
+            root.remove(DIRS_MARKER)
 
-def _apply_change(root: Root, change: Change) -> None:
-    new, path = change.new, change.path
-    old = root.lstat(path)
-    if new.kind == "absent":
-        if old is not None:
-            root.remove(path)
-        return
-    if new.kind == "symlink":
-        if old is not None:
-            root.remove(path)
-        root.symlink(new.target, path)
-        return
-    if old is not None and old.kind != new.kind:
-        root.remove(path)
-        old = None
-    if new.kind == "dir":
-        if old is None:
-            root.mkdir(path, _or(new.mode, 0o755), _or(new.uid, 0), _or(new.gid, 0))
-        else:
-            _set_meta(root, path, old, new.mode, new.uid, new.gid)
-        return
-    if new.data is not None:
-        root.write_bytes(path, new.data, new.mode, new.uid, new.gid)
-    elif old is not None:
-        _set_meta(root, path, old, new.mode, new.uid, new.gid)
-
-
-def _or(value, default):
-    return default if value is None else value
-
-
-def _set_meta(root: Root, path: str, old, mode, uid, gid) -> None:
-    owner_changes = (uid is not None and uid != old.uid) or (gid is not None and gid != old.gid)
-    if owner_changes:
-        # chown clears setuid/setgid bits, so the mode is given with it
-        root.set_meta(path, _or(mode, old.mode), _or(uid, old.uid), _or(gid, old.gid))
-    elif mode is not None and mode != old.mode:
-        root.set_meta(path, mode)
-
-
-def _restore(root: Root, entry: dict, result: RevertResult) -> None:
-    path, kind = entry["path"], entry["kind"]
-    current = root.lstat(path)
-    if kind == "absent":
-        if current is None:
-            return
-        if current.kind == "dir" and root.listdir(path):
-            result.kept.append(path)
-            return
-        root.remove(path)
-        result.removed.append(path)
-        return
-    if current is not None and current.kind != kind:
-        if current.kind == "dir":
-            _remove_tree(root, path)
-        else:
-            root.remove(path)
-        current = None
-    if kind == "file":
-        root.copy_file(
-            entry["backup"], path, entry["mode"], entry["uid"], entry["gid"], entry.get("label")
+    def _finish_cut_cleanup(self) -> RevertResult:
+        """No journal.json: nothing to revert, unless a run was killed before its first
+        journal.json was saved or a revert after it removed journal.json: the folders it
+        made hold nothing else then, and are removed."""
+        root = self.root
+        try:
+            chain = self._half_made_folder() or []
+            listed = _read_marker(root)
+            if chain or listed is not None:
+                self.sweep()
+                if root.lexists(ORIGINALS):
+                    root.remove(ORIGINALS)
+                for d in chain:
+                    root.remove(d)
+                result = RevertResult([], chain, [])
+                for d in reversed(listed or []):
+                    remove_if_empty(root, d, result, report=False)
+                if listed is not None:
+                    root.remove(DIRS_MARKER)
+                return result
+        except RootError as exc:
+            raise JournalError(f"cannot remove vmtailor's empty folder: {exc}") from None
+        raise JournalError(
+            f"nothing to revert: the guest has no {JOURNAL_FILE}",
+            hint="vmtailor has not changed this guest (or it was reverted already)",
         )
-        # copy_file keeps an existing file's label when given None: restore exactly
-        if entry.get("label"):
-            root.set_label(path, entry["label"])
-    elif kind == "symlink":
-        if current is not None:
-            root.remove(path)
-        root.symlink(entry["target"], path)
-    elif kind == "dir":
-        if current is None:
-            root.mkdir(path, entry["mode"], entry["uid"], entry["gid"])
-        else:
-            root.chown(path, entry["uid"], entry["gid"])
-            root.chmod(path, entry["mode"])
-    result.restored.append(path)
 
 
-def _remove_tree(root: Root, path: str) -> None:
-    st = root.lstat(path)
+def _read_marker(root: Root) -> list[str] | None:
+    """The folders a revert killed after removing journal.json has still to remove."""
+    st = root.lstat(DIRS_MARKER)
     if st is None:
-        return
-    if st.kind == "dir":
-        for name in root.listdir(path):
-            _remove_tree(root, f"{path}/{name}")
-    root.remove(path)
+        return None
+    try:
+        if st.kind != "file" or st.size > 256:
+            raise ValueError("not a small file")
+        listed = json.loads(root.read_bytes(DIRS_MARKER))
+        if not isinstance(listed, list) or not set(listed) <= set(JOURNAL_PARENTS):
+            raise ValueError("not a list of vmtailor's folders")
+    except (ValueError, RecursionError) as exc:
+        raise JournalError(f"{DIRS_MARKER} in the guest is not vmtailor's: {exc}") from None
+    return [d for d in JOURNAL_PARENTS if d in listed]

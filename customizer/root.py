@@ -387,6 +387,12 @@ class Root(ABC):
     def read_text(self, path: str) -> str:
         return self.read_bytes(path).decode("utf-8", errors="surrogateescape")
 
+    def is_mount_point(self, path: str) -> bool:
+        """Is the path (its last component not followed) where another volume is mounted?
+        A Root that cannot tell says no; revert never removes a directory that holds
+        anything, so at worst it changes a mount point's mode and owner."""
+        return False
+
     def read_text_or(self, path: str, default: str | None = None) -> str | None:
         """The file's text, or `default` when it is missing or not a regular file."""
         if not self.is_file(path):
@@ -466,6 +472,21 @@ class LocalRoot(Root):
             raise self._fail("read", path, exc) from None
         finally:
             os.close(fd)
+
+    def is_mount_point(self, path: str) -> bool:
+        real = self.resolve_parent(path)
+        if real == "/":
+            return True
+        try:
+            st = os.lstat(self.host_path(real))
+            up = os.lstat(self.host_path(posixpath.dirname(real)))
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as exc:
+            raise self._fail("stat", path, exc) from None
+        # as os.path.ismount: another device, or (a bind mount of a folder onto itself) the
+        # parent's own inode
+        return st.st_dev != up.st_dev or st.st_ino == up.st_ino
 
     def listdir(self, path: str) -> list[str]:
         real = self.resolve(path)

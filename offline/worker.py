@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from ..customizer import engine
+from ..customizer import engine, lock
 from ..customizer.errors import VmtailorError
 from ..customizer.journal import Journal
 from . import images
@@ -75,7 +75,9 @@ def customize(app: Appliance, job: Job, opts: Options) -> Outcome:
     started = time.monotonic()
     out = Outcome(name, "failed", created=job.created)
     try:
-        with app.open(name) as guest:
+        # one writer per guest: another vmtailor run on one of its images fails this clone
+        paths = [drive.path for drive in job.drives]
+        with lock.hold(paths, name, shared=opts.dry_run), app.open(name) as guest:
             out.warnings = list(guest.warnings)
             done = Journal(guest.root).applied_digest()
             if done == job.clone.digest and not opts.force:
