@@ -230,6 +230,18 @@ class GuestfsRoot(Root):
         finally:
             self._forget(real)
 
+    def is_mount_point(self, path: str) -> bool:
+        # The appliance mounted the guest's filesystems itself: its table is the truth, and
+        # a forged journal naming /boot must not get it emptied or replaced.
+        real = self.resolve_parent(path)
+        if real == "/":
+            return True
+        try:
+            mounted = set(self.g.mountpoints().values())
+        except RuntimeError as exc:
+            raise self._fail("list the mount points for", path, exc) from None
+        return self._at(real) in mounted
+
     def get_label(self, path) -> str | None:
         real = self.resolve(path)
         try:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 
 import pytest
 
 from tests.integration import guestfs_handle
 from vmtailor.customizer import config, engine
+from vmtailor.customizer.errors import VmtailorError
 from vmtailor.customizer.root import RootError
 from vmtailor.offline.guestfs_root import GuestfsRoot
 
@@ -115,3 +117,29 @@ def test_apply_and_revert_a_big_file_outside_alone(g, tmp_path):
     assert _meta(g, "/guest/srv.img") == (0o644, 0, 0)
     assert _meta(g, "/guest/usr/bin/ping") == (0o4755, 0, 0)
     assert (_meta(g, "/outside"), _xattrs(g, "/outside")) == want
+
+
+def test_mount_points_are_known_from_the_appliance(g, tmp_path):
+    """A filesystem the appliance mounted inside the guest is a mount point to the journal:
+    apply refuses to change it and a forged journal cannot get it replaced."""
+    root = _guest(g, tmp_path)
+    g.mkdir("/guest/boot")
+    g.mkdir("/guest/mnt")
+    image = tmp_path / "boot.img"
+    with open(image, "wb") as f:
+        f.truncate(8 * MiB)
+    subprocess.run(["mkfs.ext2", "-q", "-F", str(image)], check=True)
+    g.upload(str(image), "/boot.img")
+    g.mount_loop("/boot.img", "/guest/boot")
+    try:
+        assert root.is_mount_point("/")
+        assert root.is_mount_point("/boot")
+        assert not root.is_mount_point("/mnt")
+        assert not root.is_mount_point("/etc/os-release")
+        cfg = config.parse({"files": [{"path": "/boot", "permissions": "0700"}]})
+        before = _meta(g, "/guest/boot")
+        with pytest.raises(VmtailorError, match="/boot"):
+            engine.apply(cfg, root)
+        assert _meta(g, "/guest/boot") == before
+    finally:
+        g.umount("/guest/boot")
