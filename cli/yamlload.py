@@ -103,14 +103,18 @@ class _Builder:
     def _scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
         try:
             return self.loader.construct_object(node, deep=True)
-        except (ValueError, OverflowError) as exc:
-            # int() refuses decimal numbers over 4300 digits (CPython's guard against
-            # quadratic conversion), datetime a 30th of February: PyYAML lets both escape
-            # as plain ValueErrors
-            text = str(exc)
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:
+            # PyYAML's converters let plain exceptions escape: int() refuses decimal
+            # numbers over 4300 digits (CPython's guard against quadratic conversion),
+            # datetime a 30th of February, `!!float` with no text an IndexError
+            text = str(exc) if isinstance(exc, ValueError | OverflowError) else ""
             if "integer string conversion" in text:
                 text = "a number too long to read"
-            raise _located(f"not valid YAML: {text}", node.start_mark, path) from None
+            what = f"{node.tag.rsplit(':', 1)[-1]} value"
+            raise _located(f"not valid YAML: {text or 'not a ' + what}", node.start_mark,
+                           path) from None  # fmt: skip
 
     def _mapping(self, node: yaml.MappingNode, path: Path, via_alias: bool) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
