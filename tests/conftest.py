@@ -61,6 +61,16 @@ def tree_digest(top: Path, skip: tuple[str, ...] = ()) -> dict[str, tuple]:
     return out
 
 
+def small_guest(top: Path) -> Path:
+    """A minimal Debian guest tree at `top`: enough for detection and owner lookups."""
+    (top / "etc").mkdir(parents=True)
+    (top / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian 12"\n')
+    (top / "etc/hostname").write_text("template\n")
+    (top / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (top / "etc/group").write_text("root:x:0:\n")
+    return top
+
+
 @pytest.fixture
 def make_root(tmp_path):
     """make_root("debian-12") -> Path of a fresh fixture guest root (scripts/fixture_roots)."""

@@ -17,7 +17,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import tree_digest, vmtailor
+from tests.conftest import small_guest, tree_digest, vmtailor
 from vmtailor.configfile import load_config
 from vmtailor.customizer import engine
 from vmtailor.customizer.config.model import Config
@@ -143,11 +143,7 @@ file_items = st.fixed_dictionaries(
 
 def _world(top: Path) -> tuple[Path, Path, Path]:
     guest, outside, cfg = top / "guest", top / "outside", top / "cfg"
-    (guest / "etc").mkdir(parents=True)
-    (guest / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian"\n')
-    (guest / "etc/hostname").write_text("template\n")
-    (guest / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (guest / "etc/group").write_text("root:x:0:\n")
+    small_guest(guest)
     (guest / "etc/evil").symlink_to("../../outside")  # the guest is untrusted too
     outside.mkdir()
     (outside / "secret").write_text("host only\n")

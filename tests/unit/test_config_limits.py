@@ -57,6 +57,8 @@ def laughs(levels: int = 9) -> str:
             "error at users[0]: line 3: a key must be text, not true",
         ),
         ("? [a]\n: 1\n", "a key must be text, not a mapping or list"),
+        ("hostname: !!float\n", "error at hostname: line 1: not valid YAML: not a float value"),
+        ("reset: [!!timestamp 2020-02-30]\n", "error at reset[0]: line 1: not valid YAML: day is"),
         (
             "hostname: " + "9" * 5000 + "\n",
             "error at hostname: line 1: not valid YAML: a number too",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import vmtailor
+from tests.conftest import small_guest, vmtailor
 from vmtailor.builder.media import write_media
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.config import ConfigError
@@ -58,10 +58,7 @@ def test_templated_secret_rendered_wrong_is_not_echoed():
 
 
 def _guest(top: Path) -> Path:
-    (top / "etc").mkdir(parents=True)
-    (top / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian 12"\n')
-    (top / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (top / "etc/group").write_text("root:x:0:\n")
+    small_guest(top)
     (top / "etc/shared.key").write_text("old\n")
     os.chmod(top / "etc/shared.key", 0o640)
     return top

@@ -9,19 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tree_digest, vmtailor
+from tests.conftest import small_guest, tree_digest, vmtailor
 from vmtailor.configfile import load_config
 from vmtailor.customizer.config import ConfigError
 from vmtailor.offline.inventory import load_inventory
-
-
-def _guest(top: Path) -> Path:
-    (top / "etc").mkdir(parents=True)
-    (top / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian 12"\n')
-    (top / "etc/hostname").write_text("template\n")
-    (top / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (top / "etc/group").write_text("root:x:0:\n")
-    return top
 
 
 def config_with_source(folder: Path, source: str) -> str:
@@ -111,7 +102,7 @@ def test_sources_dir_replaces_the_config_folder(tmp_path):
 
 
 def test_apply_with_a_host_file_as_source_touches_nothing(tmp_path):
-    guest = _guest(tmp_path / "guest")
+    guest = small_guest(tmp_path / "guest")
     before = tree_digest(guest)
     cfg = config_with_source(tmp_path / "cfg", "../../../../../../../etc/hostname")
     result = vmtailor("apply", cfg, "--root", str(guest))
