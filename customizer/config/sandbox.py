@@ -72,6 +72,13 @@ def _check_sizes(name: str, subject: Any, args: tuple, kwargs: dict) -> None:
     if name in _WIDTH_TAKERS:
         if any(isinstance(a, int) and a > MAX_SIZE for a in values):
             raise TemplateLimit(f"{name}() with a size over {MAX_SIZE}")
+        # these two add their width once per line (per tab): a modest width over many
+        # lines is as big
+        each = {"indent": "\n", "expandtabs": "\t"}.get(name)
+        if each and isinstance(subject, str) and values:
+            width = len(values[0]) if isinstance(values[0], str) else values[0]
+            if isinstance(width, int) and len(subject) + subject.count(each) * width > MAX_SIZE:
+                raise TemplateLimit(f"{name}() would make more than {MAX_SIZE} characters")
     elif name == "replace" and isinstance(subject, str) and len(values) >= 2:
         old, new = values[0], values[1]
         if isinstance(old, str) and isinstance(new, str):

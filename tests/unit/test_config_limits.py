@@ -170,6 +170,8 @@ def test_every_integer_of_the_config_has_a_range():
         ("{% set s = 'x' * 100000 %}{{ s.replace('x', s) }}", "replace() would make more"),
         ("{% set s = 'x' * 100000 %}{{ ([s] * 100000)|join }}", "join() would make more"),
         ("{{ [1]|slice(10**9)|list }}", "slice() with a size over"),
+        ("{{ ('\\n' * 100000)|indent(1000) }}", "indent() would make more than"),
+        ("{{ ('\\t' * 100000).expandtabs(1000) }}", "expandtabs() would make more than"),
     ],
 )
 def test_templates_are_bounded(tmp_path, template, expected):
