@@ -7,6 +7,7 @@ batch and deploy call write_media() once per clone."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from .isofs import IsoImage
 FORMATS = ("iso", "floppy", "vfat")
 FILE_MODE = 0o600  # the config may hold password hashes and keys: root only
 DIR_MODE = 0o700
+IMAGE_MODE = 0o600  # the image file on the host, for the same reason
 
 
 def media_files(config: Config, sources: Callable[[str], bytes]) -> dict[str, bytes]:
@@ -73,6 +75,11 @@ def write_media(
     image = render(files, fmt, source_epoch(epoch))
     tmp = f"{out}.tmp{os.getpid()}"
     try:
+        # the image carries password hashes and secret files' content: readable by its
+        # owner only, from the moment it exists (and whatever was at `out` is replaced)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # a stale one, of a crashed run with our pid
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, IMAGE_MODE))
         if isinstance(image, IsoImage):
             image.write(tmp)
         else:

@@ -10,6 +10,7 @@ from . import __version__
 from .commands import COMMANDS
 from .customizer.config import ConfigError
 from .customizer.errors import VmtailorError
+from .output import error_text
 
 EPILOG = """\
 Exit status is 0 on success; otherwise non-zero with a one-line reason on stderr.
@@ -50,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except ConfigError as exc:
         prefix = f"{exc.source}: " if exc.source and not getattr(args, "json", False) else ""
-        print(f"{prefix}{exc}", file=sys.stderr)
+        print(f"{prefix}{error_text(exc)}", file=sys.stderr)
         return 2
     except VmtailorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_text(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -61,5 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"error: internal error: {exc!r} (run with --debug for a traceback)", file=sys.stderr)
+        print(f"error: internal error: {type(exc).__name__}: {error_text(exc)} "
+              "(run with --debug for a traceback)", file=sys.stderr)  # fmt: skip
         return 3

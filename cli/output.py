@@ -12,6 +12,17 @@ def emit_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def error_text(exc: BaseException) -> str:
+    """An error as the one line it promises to be: a message that cannot be formatted or
+    holds a line break (from a library's exception text) must not turn into a traceback
+    or a second line a script would misread."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = f"{type(exc).__name__} (its message could not be shown)"
+    return " ".join(text.split()) or type(exc).__name__
+
+
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 

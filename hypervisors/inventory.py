@@ -153,9 +153,10 @@ def _vms(data: Any, driver: type[Driver], common: dict) -> list[InventoryVM]:
     return out
 
 
-def load_inventory(path: str, *, render: bool = True) -> Inventory:
+def load_inventory(path: str, *, render: bool = True, sources: str | None = None) -> Inventory:
     """Parse and validate an inventory; with `render`, also each VM's config with its
-    vars. Raises ConfigError naming the file, key path and line."""
+    vars (and its `source:` files, inside `sources`, default the config's folder).
+    Raises ConfigError naming the file, key path and line."""
     data, lines = read_yaml_file(path, "inventory")
     base = os.path.dirname(os.path.abspath(path))
     try:
@@ -180,7 +181,7 @@ def load_inventory(path: str, *, render: bool = True) -> Inventory:
     if render:
         for i, vm in enumerate(vms):
             try:
-                vm.config = load_config(config_path, vm.vars)
+                vm.config = load_config(config_path, vm.vars, sources)
             except ConfigError as exc:
                 exc.source = f"{config_path} (with the vars of vms[{i}] {vm.name}, {path})"
                 raise

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..configfile import read_yaml_file, source_reader
+from ..configfile import SourceDir, check_sources, read_yaml_file
 from ..customizer import config as configmod
 from ..customizer.config import Config, ConfigError
 from ..customizer.config.schema import load, spec
@@ -67,14 +67,16 @@ class Inventory:
     config_path: str
     master: str | None
     clones: list[Clone]
+    sources_dir: str  # where the config's `source:` files are read from, and only there
 
     def sources(self):
-        return source_reader(os.path.dirname(self.config_path))
+        return SourceDir(self.sources_dir).read
 
 
-def load_inventory(path: str) -> Inventory:
-    """Parse the inventory and render + validate every clone's config. Raises ConfigError
-    (with the file and line) for the first problem."""
+def load_inventory(path: str, sources: str | None = None) -> Inventory:
+    """Parse the inventory and render + validate every clone's config, its `source:`
+    files too (inside `sources`, default the config's folder). Raises ConfigError (with
+    the file and line) for the first problem."""
     data, lines = read_yaml_file(path, "inventory")
     base = os.path.dirname(os.path.abspath(path))
     try:
@@ -86,11 +88,13 @@ def load_inventory(path: str) -> Inventory:
         raise ConfigError(("clones",), "no clones to customize")
     config_path = os.path.join(base, spec_.config)
     config_data, config_lines = read_yaml_file(config_path)
+    folder = SourceDir(sources or os.path.dirname(os.path.abspath(config_path)))
     clones = []
     for c in spec_.clones:
         variables = {"name": c.name, **spec_.vars, **c.vars}
         try:
             cfg = configmod.parse(config_data, variables)
+            check_sources(cfg, folder)
         except ConfigError as exc:
             exc.source, exc.line = config_path, config_lines.line_of(exc.path)
             exc.message = f"clone {c.name}: {exc.message}"
@@ -99,7 +103,7 @@ def load_inventory(path: str) -> Inventory:
         clones.append(Clone(c.name, images, cfg, configmod.digest(cfg), c.format))
     master = os.path.join(base, spec_.master) if spec_.master else None
     _check_images(path, lines, master, clones)
-    return Inventory(os.path.abspath(path), config_path, master, clones)
+    return Inventory(os.path.abspath(path), config_path, master, clones, folder.base)
 
 
 def _check_images(path: str, lines, master: str | None, clones: list[Clone]) -> None:

@@ -14,6 +14,27 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
 
+def _hypothesis_profiles() -> None:
+    """Fuzz tests (hypothesis) run a bounded, reproducible number of examples in `make
+    test` ("ci"); HYPOTHESIS_PROFILE=deep runs many more, with fresh randomness."""
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "ci",
+        max_examples=100,
+        deadline=4000,  # ms per example: a hostile config must fail fast, not hang
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    settings.register_profile("deep", parent=settings.get_profile("ci"), max_examples=5000,
+                              derandomize=False)  # fmt: skip
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_hypothesis_profiles()
+
+
 def tree_digest(top: Path, skip: tuple[str, ...] = ()) -> dict[str, tuple]:
     """Everything about a tree that vmtailor could change: kind, content hash, mode, owner,
     link target, SELinux label — keyed by path relative to `top`."""
@@ -38,6 +59,16 @@ def tree_digest(top: Path, skip: tuple[str, ...] = ()) -> dict[str, tuple]:
                 detail = ("dir", None)
             out[rel] = (*detail, st.st_mode, st.st_uid, st.st_gid, label)
     return out
+
+
+def small_guest(top: Path) -> Path:
+    """A minimal Debian guest tree at `top`: enough for detection and owner lookups."""
+    (top / "etc").mkdir(parents=True)
+    (top / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian 12"\n')
+    (top / "etc/hostname").write_text("template\n")
+    (top / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (top / "etc/group").write_text("root:x:0:\n")
+    return top
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    loaded = load_config(args.config, parse_vars(args.var, args.vars) or {})
+    loaded = load_config(args.config, parse_vars(args.var, args.vars) or {}, args.sources)
     with open_target(args, readonly=args.dry_run) as target:
         result = engine.apply(
             loaded.config, target.root, dry_run=args.dry_run, diff=args.diff,

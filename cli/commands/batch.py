@@ -7,6 +7,7 @@ import time
 
 from .. import output
 from ..output import add_json_flag, emit_json
+from .vars import add_sources_argument
 
 NAME = "batch"
 HELP = "customize many clone images offline, many per libguestfs appliance"
@@ -44,6 +45,7 @@ def add_arguments(p) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="plan every clone, write nothing (images are opened read-only)")  # fmt: skip
     p.add_argument("--diff", action="store_true", help="with --dry-run: each clone's diff")
+    add_sources_argument(p)
     add_json_flag(p)
 
 
@@ -91,7 +93,7 @@ def run(args) -> int:
 
     if args.jobs < 1:
         raise VmtailorError("--jobs must be at least 1")
-    inventory = load_inventory(args.inventory)
+    inventory = load_inventory(args.inventory, args.sources)
     progress = _Progress(len(inventory.clones))
     opts = Options(force=args.force, dry_run=args.dry_run, diff=args.diff)
     try:

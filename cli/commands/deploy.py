@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import output
 from ..hypervisors import DRIVERS
 from ..output import add_json_flag, emit_json
+from .vars import add_sources_argument
 
 NAME = "deploy"
 HELP = "customize VMs through their hypervisor: attach, boot, wait, detach, restore"
@@ -56,6 +57,7 @@ def add_arguments(p) -> None:
                    help="seconds a --shutdown may take (300)")  # fmt: skip
     p.add_argument("--power-on", action="store_true", help="start each VM normally afterwards")
     p.add_argument("--force", action="store_true", help="customize VMs already done, again")
+    add_sources_argument(p)
     add_json_flag(p)
 
 
@@ -79,7 +81,8 @@ def run(args) -> int:
         raise VmtailorError("--jobs must be at least 1")
     if args.timeout <= 0 or args.shutdown_timeout <= 0:
         raise VmtailorError("--timeout and --shutdown-timeout must be positive")
-    inventory = load_inventory(args.inventory, render=not args.restore)
+    inventory = load_inventory(args.inventory, render=not args.restore,
+                               sources=args.sources)  # fmt: skip
     if args.restore:
         outcomes = deploy.restore(inventory)
         bad = {"failed"}

@@ -11,7 +11,9 @@ DESCRIPTION = """\
 Validate a config (rendered with --var/--vars for one clone) and write it as config
 media: /vmtailor/config.json (canonical JSON) plus the files its `source:` items name
 under /vmtailor/files/, labelled VMTCONFIG. Attach it to the VM next to the customization
-ISO (`vmtailor build`). Files are 0600 on an ISO; secrets in a config are hashes only.
+ISO (`vmtailor build`). The image is written 0600 (it carries password hashes and the
+content of secret files), and files are 0600 on an ISO. `source:` files are read from the
+config's folder (or --sources DIR) and never from outside it.
 
   iso     ISO 9660 with Rock Ridge, attach as a CD (default)
   floppy  1.44 MB FAT12 floppy image
@@ -31,7 +33,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    loaded = load_config(args.config, parse_vars(args.var, args.vars) or {})
+    loaded = load_config(args.config, parse_vars(args.var, args.vars) or {}, args.sources)
     write_media(loaded.config, loaded.sources, args.out, args.format)
     if args.json:
         emit_json({"media": args.out, "format": args.format, "config": args.config})

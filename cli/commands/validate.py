@@ -32,7 +32,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    loaded = load_config(args.config, parse_vars(args.var, args.vars))
+    loaded = load_config(args.config, parse_vars(args.var, args.vars), args.sources)
     if args.canonical:
         print(canonical_json(loaded.config))
     elif args.json:

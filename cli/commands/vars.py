@@ -1,4 +1,4 @@
-"""--var / --vars, shared by the commands that read a config."""
+"""--var / --vars / --sources, shared by the commands that read a config."""
 
 
 def add_vars_arguments(parser) -> None:
@@ -13,4 +13,14 @@ def add_vars_arguments(parser) -> None:
         metavar="FILE",
         action="append",
         help="a YAML mapping of NAME: VALUE for the config's templates (repeatable)",
+    )
+    add_sources_argument(parser)
+
+
+def add_sources_argument(parser) -> None:
+    parser.add_argument(
+        "--sources",
+        metavar="DIR",
+        help="the folder files[].source names are read from, and may not leave "
+        "(default: the config's own folder)",
     )

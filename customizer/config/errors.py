@@ -10,11 +10,34 @@ Path = tuple[str | int, ...]
 def format_path(path: Path) -> str:
     out = ""
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + part
+            # anything but a string here is a bug upstream; still print, never raise
+            out += ("." if out else "") + (part if isinstance(part, str) else repr(part))
     return out or "(top level)"
+
+
+def number(value: int) -> str:
+    """An integer for a message: str() itself raises past 4300 digits (and a number that
+    long is no use to a reader anyway)."""
+    if abs(value) < 10**30:
+        return str(value)
+    return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+
+
+def describe_key(key: object) -> str:
+    """A YAML mapping key that is not text, for an error message."""
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return str(key).lower()
+    if isinstance(key, int):
+        text = number(key)
+        return text if text.startswith("a ") else f"the number {text}"
+    if isinstance(key, float):
+        return f"the number {key}"
+    return f"a {type(key).__name__}"
 
 
 class ConfigError(VmtailorError):

@@ -23,6 +23,8 @@ USER_NAME = r"[a-z_][a-z0-9_.-]{0,30}\$?"
 # lock marker ("!", "*", "!!") when the account has no password.
 PASSWORD_HASH = r"\$(1|5|6|y|gy|2[abxy]|7)\$[^\s:]+|!|!!|\*"
 SSH_KEY = r"((sk-)?(ssh|ecdsa)-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?"
+# uid_t/gid_t are 32 bits and (uid_t)-1 means "no change" to chown(2)
+MAX_ID = 2**32 - 2
 PLAIN_PASSWORD = (
     "plain-text passwords are not accepted — use password_hash (see `vmtailor hash-password`)"
 )
@@ -33,6 +35,39 @@ def _absolute(value: str) -> str | None:
         return f"{value!r} must be an absolute path in the guest"
     if posixpath.normpath(value) in ("/", "//"):
         return "the guest's / itself cannot be the target"
+    return None
+
+
+def _crypt_hash(value: str) -> str | None:
+    # the value is a secret (or, typed here by mistake, a plain password): never shown
+    if not re.fullmatch(PASSWORD_HASH, value):
+        return "not a crypt(3) hash (expected $id$salt$hash, or ! to lock; value not shown)"
+    return None
+
+
+def _public_key(value: str) -> str | None:
+    # a private key pasted here must not end up in an error message or a log
+    if "PRIVATE KEY" in value:
+        return "this is a private key (value not shown): give the public key, from the .pub file"
+    if not re.fullmatch(SSH_KEY, value):
+        return "not an ssh public key (expected TYPE BASE64 [COMMENT]; value not shown)"
+    return None
+
+
+def _owner(value: str) -> str | None:
+    for part in value.split(":"):
+        # str.isdigit() is true for "²" too, and int() then fails in the guest's lookup
+        if part.isdigit() and not (part.isascii() and len(part) <= 10 and int(part) <= MAX_ID):
+            return f"numeric ids are ASCII digits 0 to {MAX_ID}"
+    return None
+
+
+def _single_line(value: str) -> str | None:
+    # a line with a line break in it is never found again as one line of the file:
+    # every run would append it once more
+    # (\n, \r, and the other boundaries str.splitlines knows: \v, \f, \x85, \u2028, …)
+    if value.splitlines() not in ([value], []):
+        return "one line only: no line breaks (use content or replace for more)"
     return None
 
 
@@ -61,7 +96,9 @@ class User:
 
     name: str = spec("login name", pattern=USER_NAME, example="ops")
     gecos: str | None = spec("full name / comment field", default=None)
-    uid: int | None = spec("numeric user id (default: next free)", default=None, minimum=0)
+    uid: int | None = spec(
+        "numeric user id (default: next free)", default=None, minimum=0, maximum=MAX_ID
+    )
     primary_group: str | None = spec(
         "primary group (default: a group named after the user)", default=None, pattern=USER_NAME
     )
@@ -75,13 +112,19 @@ class User:
         "crypt(3) password hash, e.g. from `vmtailor hash-password`; never a plain password",
         default=None,
         pattern=PASSWORD_HASH,
+        check=_crypt_hash,
+        secret=True,
     )
     lock_passwd: bool | None = spec(
         "lock password login (default: locked for a new user without password_hash)",
         default=None,
     )
     ssh_authorized_keys: list[str] = spec(
-        "public keys for ~/.ssh/authorized_keys", factory=list, pattern=SSH_KEY
+        "public keys for ~/.ssh/authorized_keys",
+        factory=list,
+        pattern=SSH_KEY,
+        check=_public_key,
+        secret=True,
     )
     sudo: str | list[str] | None = spec(
         'sudoers rules for this user, e.g. "ALL=(ALL) NOPASSWD:ALL"', default=None
@@ -98,7 +141,9 @@ class Replace:
 
     pattern: str = spec("regular expression; ^ and $ match at each line")
     with_: str = spec("replacement; \\1 refers to a group", key="with")
-    count: int = spec("replace at most this many matches (0: all)", default=0, minimum=0)
+    count: int = spec(
+        "replace at most this many matches (0: all)", default=0, minimum=0, maximum=2**31 - 1
+    )
 
     def validate(self, path: Path) -> None:
         if isinstance(self.pattern, Deferred):
@@ -121,11 +166,14 @@ class FileItem:
     content: str | None = spec("write this content (creates or replaces)", default=None)
     encoding: Literal["text", "b64", "base64"] = spec("encoding of content", default="text")
     source: str | None = spec(
-        "write the content of this file (relative to the config file; carried on the media)",
+        "write the content of this regular file, inside the config's folder (or --sources "
+        "DIR); carried on the media",
         default=None,
     )
     replace: Replace | None = spec("edit by regular expression", default=None)
-    append_line: str | None = spec("append this line unless the file has it", default=None)
+    append_line: str | None = spec(
+        "append this line unless the file has it", default=None, check=_single_line
+    )
     delete: bool = spec("delete the file, link or empty directory", default=False)
     mkdir: bool = spec("create the directory (and missing parents)", default=False)
     symlink: str | None = spec("make path a symlink to this target", default=None)
@@ -136,9 +184,16 @@ class FileItem:
         type_hint='quote it: "0644" (unquoted, YAML reads 0644 as the number 420)',
     )
     owner: str | None = spec(
-        '"user:group", "user" or numeric ids', default=None, pattern=r"[^:\s]+(:[^:\s]+)?"
+        '"user:group", "user" or numeric ids',
+        default=None,
+        pattern=r"[^:\s]+(:[^:\s]+)?",
+        check=_owner,
     )
-    secret: bool = spec("never show this file's content in diffs or logs", default=False)
+    secret: bool = spec(
+        "never show this file's content in diffs or logs; a new file is created 0600 "
+        "unless permissions say otherwise",
+        default=False,
+    )
 
     def action(self) -> str | None:
         for name in FILE_ACTIONS:

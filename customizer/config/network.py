@@ -69,7 +69,9 @@ class Route:
 
     to: str = spec("destination: 'default' or a CIDR network", check=_route_to)
     via: str | None = spec("gateway address", default=None, check=_ip)
-    metric: int | None = spec("route metric (lower wins)", default=None, minimum=0)
+    metric: int | None = spec(
+        "route metric (lower wins)", default=None, minimum=0, maximum=2**32 - 1
+    )
     on_link: bool = spec("gateway is reachable without a subnet", default=False, key="on-link")
 
 
@@ -118,7 +120,8 @@ class BondParameters:
 
     mode: Literal[BOND_MODES] = spec("bonding mode", default="active-backup")  # type: ignore[valid-type]
     mii_monitor_interval: int | None = spec("link check interval in ms", default=None,
-                                            key="mii-monitor-interval", minimum=0)  # fmt: skip
+                                            key="mii-monitor-interval", minimum=0,
+                                            maximum=2**31 - 1)  # fmt: skip
     primary: str | None = spec("preferred member (active-backup)", default=None)
     lacp_rate: Literal["slow", "fast"] | None = spec("802.3ad LACP rate", default=None,
                                                      key="lacp-rate")  # fmt: skip

@@ -14,7 +14,7 @@ import types
 from collections.abc import Callable
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from .errors import ConfigError, Path
+from .errors import ConfigError, Path, number
 from .template import Deferred
 
 _MISSING = dataclasses.MISSING
@@ -33,9 +33,14 @@ def spec(
     choices: Callable[[], list[str]] | None = None,
     type_hint: str | None = None,
     example: Any = None,
+    secret: bool = False,
 ) -> Any:
-    """Declare a config field. `check(value)` returns an error message or None."""
+    """Declare a config field. `check(value)` returns an error message or None.
+
+    `secret`: the value is never put in an error message (a password hash, or a private
+    key pasted where a public one belongs): errors say what is wrong, not what was given."""
     meta = {
+        "secret": secret,
         "doc": doc,
         "key": key,
         "pattern": pattern,
@@ -89,8 +94,18 @@ def _describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, int):
-        return f"the number {value}"
+        text = number(value)
+        return text if text.startswith("a ") else f"the number {text}"
     return repr(value)
+
+
+def _kind(value: Any) -> str:
+    """What a value is, without showing it (for secret fields)."""
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number"
+    return _describe(value)
 
 
 def load(tp: Any, value: Any, path: Path = ()) -> Any:
@@ -181,6 +196,10 @@ def _load_model(cls: Any, value: Any, path: Path) -> Any:
         try:
             loaded = load(hints[field.name], value[key], fpath)
         except ConfigError as exc:
+            if field.metadata.get("secret"):
+                got = _kind(value[key])
+                raise ConfigError(exc.path, f"expected {_type_name(hints[field.name])}, got "
+                                  f"{got} (value not shown)") from None  # fmt: skip
             if field.metadata.get("type_hint") and exc.path == fpath and not exc.hint:
                 exc.hint = field.metadata["type_hint"]
             raise
@@ -202,23 +221,27 @@ def _check_field(field: dataclasses.Field, value: Any, path: Path) -> None:
         ipath = (*path, i) if isinstance(value, list) else path
         if isinstance(item, Deferred):
             continue  # an unrendered template: checked once its vars are known
+        # check first: it can say more than "does not match" (and, on a secret field,
+        # say it without the value)
+        if meta.get("check"):
+            message = meta["check"](item)
+            if message:
+                raise ConfigError(ipath, message)
         if meta.get("pattern") and isinstance(item, str):
             if not re.fullmatch(meta["pattern"], item):
+                if meta.get("secret"):
+                    raise ConfigError(ipath, f"not valid here ({meta['doc']}; value not shown)")
                 raise ConfigError(ipath, f"{item!r} is not valid here ({meta['doc']})")
         if meta.get("minimum") is not None and isinstance(item, int) and item < meta["minimum"]:
-            raise ConfigError(ipath, f"{item} is below the minimum {meta['minimum']}")
+            raise ConfigError(ipath, f"{number(item)} is below the minimum {meta['minimum']}")
         if meta.get("maximum") is not None and isinstance(item, int) and item > meta["maximum"]:
-            raise ConfigError(ipath, f"{item} is above the maximum {meta['maximum']}")
+            raise ConfigError(ipath, f"{number(item)} is above the maximum {meta['maximum']}")
         if meta.get("choices") and item not in meta["choices"]():
             known = meta["choices"]()
             raise ConfigError(
                 ipath,
                 f"unknown value {item!r}{_suggest(str(item), known)}; known: {', '.join(known)}",
             )
-        if meta.get("check"):
-            message = meta["check"](item)
-            if message:
-                raise ConfigError(ipath, message)
 
 
 # -- JSON schema --------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Per-clone values: config strings may be jinja2 templates over the clone's `vars`."""
+"""Per-clone values: config strings may be jinja2 templates over the clone's `vars`,
+rendered in a sandbox with limits (sandbox.py) so that a hostile config fails fast."""
 
 from __future__ import annotations
 
@@ -12,45 +13,77 @@ class Deferred(str):
     without vars); format checks wait until it is rendered."""
 
 
-def _environment():
-    # jinja2 is imported here so that plain (template-free) configs never need it.
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    return ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
-    )
-
-
 def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text
 
 
 def render(data: Any, variables: dict[str, Any] | None, path: Path = ()) -> Any:
     """Render every template string in `data`. With `variables` None, templates are only
-    syntax-checked and come back as Deferred; otherwise every variable must be defined."""
+    syntax-checked and come back as Deferred; otherwise every variable must be defined.
+    Every template of `data` shares one budget of steps, time and size (sandbox.py)."""
+    if not _has_template(data):
+        return data
+    # jinja2 is imported here so that plain (template-free) configs never need it.
+    from .sandbox import BoundedEnvironment
+
+    return _render(BoundedEnvironment(), data, variables, path)
+
+
+def _has_template(data: Any) -> bool:
     if isinstance(data, dict):
-        return {k: render(v, variables, (*path, k)) for k, v in data.items()}
+        return any(_has_template(v) for v in data.values())
     if isinstance(data, list):
-        return [render(v, variables, (*path, i)) for i, v in enumerate(data)]
+        return any(_has_template(v) for v in data)
+    return isinstance(data, str) and is_template(data)
+
+
+def _render(env: Any, data: Any, variables: dict[str, Any] | None, path: Path) -> Any:
+    if isinstance(data, dict):
+        return {k: _render(env, v, variables, (*path, k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_render(env, v, variables, (*path, i)) for i, v in enumerate(data)]
     if not isinstance(data, str) or not is_template(data):
         return data
     from jinja2 import TemplateSyntaxError, UndefinedError
 
-    env = _environment()
+    from .sandbox import MAX_SIZE, TemplateLimit
+
     try:
         template = env.from_string(data)
     except TemplateSyntaxError as exc:
         raise ConfigError(path, f"template syntax error: {exc.message}") from None
+    except RecursionError:
+        raise ConfigError(path, "template syntax error: nested too deeply") from None
     if variables is None:
         return Deferred(data)
     try:
-        return template.render(**variables)
+        out, size = [], 0
+        for chunk in template.generate(**variables):
+            size += len(chunk)
+            if size > MAX_SIZE:
+                raise TemplateLimit(f"output longer than {MAX_SIZE} characters")
+            env.budget.charge()  # the clock, between chunks too
+            out.append(chunk)
+        return "".join(out)
     except UndefinedError as exc:
         raise ConfigError(
             path,
             f"template uses an undefined variable: {exc.message}",
             hint="pass it with --var NAME=VALUE or in the clone's vars",
         ) from None
+    except TemplateLimit as exc:
+        raise ConfigError(path, f"template stopped: {exc}") from None
+    except MemoryError:
+        raise ConfigError(path, "template failed: out of memory") from None
+    except RecursionError:
+        raise ConfigError(path, "template failed: calls nested too deeply") from None
     except Exception as exc:  # a template's own runtime error, e.g. a bad filter argument
-        raise ConfigError(path, f"template failed: {exc}") from None
+        raise ConfigError(path, f"template failed: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # e.g. a message holding a number too long to print
+        text = type(exc).__name__
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -57,6 +57,17 @@ def _existing_text(ctx: Context, path: str) -> str:
     return text
 
 
+SECRET_MODE = 0o600
+
+
+def _new_file_mode(ctx: Context, item: FileItem, mode: int | None) -> int | None:
+    """A secret file the item creates is root's alone unless `permissions` say otherwise;
+    a file that exists keeps its mode (it may be shared on purpose, e.g. 0640 root:ssl)."""
+    if mode is None and item.secret and not ctx.plan.exists(item.path):
+        return SECRET_MODE
+    return mode
+
+
 def plan_item(ctx: Context, item: FileItem) -> None:
     mode = int(item.permissions, 8) if item.permissions else None
     uid, gid = resolve_owner(ctx, item.owner)
@@ -64,6 +75,7 @@ def plan_item(ctx: Context, item: FileItem) -> None:
     path = item.path
     if action in ("content", "source"):
         _ensure_parent(ctx, path)
+        mode = _new_file_mode(ctx, item, mode)
         ctx.plan.write(path, _content(ctx, item), mode, uid, gid, secret=item.secret)
         return
     if action == "replace":
@@ -83,6 +95,7 @@ def plan_item(ctx: Context, item: FileItem) -> None:
         line = item.append_line or ""
         if not ctx.plan.exists(path):
             _ensure_parent(ctx, path)
+            mode = _new_file_mode(ctx, item, mode)
             ctx.plan.write(path, line + "\n", mode, uid, gid, secret=item.secret)
             return
         text = _existing_text(ctx, path)
