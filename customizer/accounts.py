@@ -71,9 +71,15 @@ def find(entries: list[Entry | str], name: str) -> Entry | None:
     return None
 
 
+def is_id(text: str) -> bool:
+    """A uid/gid field as the guest's libc reads it. str.isdigit() also takes "²" and
+    other digits int() chokes on, and the guest's databases are untrusted."""
+    return 0 < len(text) <= 10 and text.isascii() and text.isdigit() and int(text) < 2**32 - 1
+
+
 def lookup_user(plan: Plan, name: str) -> tuple[int, int] | None:
     """(uid, primary gid) of a guest user, by name or number."""
-    if name.isdigit():
+    if is_id(name):
         entry = next(
             (
                 e
@@ -83,20 +89,20 @@ def lookup_user(plan: Plan, name: str) -> tuple[int, int] | None:
             None,
         )
         gid = entry.fields[3] if entry else ""
-        return int(name), int(gid) if gid.isdigit() else int(name)
+        return int(name), int(gid) if is_id(gid) else int(name)
     entry = find(read_db(plan, PASSWD), name)
     if entry is None or len(entry.fields) < 4:
         return None
-    if not (entry.fields[2].isdigit() and entry.fields[3].isdigit()):
+    if not (is_id(entry.fields[2]) and is_id(entry.fields[3])):
         return None
     return int(entry.fields[2]), int(entry.fields[3])
 
 
 def lookup_group(plan: Plan, name: str) -> int | None:
-    if name.isdigit():
+    if is_id(name):
         return int(name)
     entry = find(read_db(plan, GROUP), name)
-    if entry is None or len(entry.fields) < 3 or not entry.fields[2].isdigit():
+    if entry is None or len(entry.fields) < 3 or not is_id(entry.fields[2]):
         return None
     return int(entry.fields[2])
 
@@ -144,7 +150,7 @@ class Db:
         return {
             int(e.fields[index])
             for e in self.entries
-            if isinstance(e, Entry) and len(e.fields) > index and e.fields[index].isdigit()
+            if isinstance(e, Entry) and len(e.fields) > index and is_id(e.fields[index])
         }
 
     def changed(self) -> bool:

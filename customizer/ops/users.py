@@ -13,7 +13,7 @@ import re
 import time
 
 from .. import accounts
-from ..accounts import Accounts, Defaults, Entry, free_id
+from ..accounts import Accounts, Defaults, Entry, free_id, is_id
 from ..config.model import User
 from ..context import Context
 from ..errors import PlanError
@@ -87,7 +87,7 @@ def _check_fields(user: User) -> None:
 
 def _ids(entry: Entry) -> tuple[int, int]:
     uid, gid = entry.fields[2], entry.fields[3]
-    if not (uid.isdigit() and gid.isdigit()):
+    if not (is_id(uid) and is_id(gid)):
         raise PlanError(f"the guest's /etc/passwd line for {entry.name} is malformed")
     return int(uid), int(gid)
 
@@ -140,7 +140,7 @@ def _allocate(d: Defaults, dbs: Accounts, user: User) -> tuple[int, int]:
     group_name = group.name if group else user.primary_group or user.name
     group = group or dbs.group.entry(group_name)
     if group is not None:
-        if not group.fields[2].isdigit():
+        if not is_id(group.fields[2]):
             raise PlanError(f"the guest's /etc/group line for {group_name} is malformed")
         gid = int(group.fields[2])
         if private:
@@ -173,7 +173,7 @@ def _shared_group(dbs: Accounts, d: Defaults) -> Entry | None:
     """The group new users share on a guest without user-private groups, if it exists."""
     if d.shared_group is None:
         return None
-    index = 2 if d.shared_group.isdigit() else 0
+    index = 2 if is_id(d.shared_group) else 0
     return next(
         (
             e
@@ -262,7 +262,7 @@ def _unlocked(field: str) -> str:
 
 def _today() -> str:
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
-    seconds = int(epoch) if epoch.isdigit() else int(time.time())
+    seconds = int(epoch) if is_id(epoch) else int(time.time())
     return str(seconds // 86400)
 
 
