@@ -140,12 +140,12 @@ FORGED = {
     "no run token": _record(run=None),
     "another run's token": _record(run="f" * 32),
     "a token that only starts like it": _record(run=RUN + "00"),
-    "markers inside other lines": "BdsDxe: loading Boot0001 \""
+    "markers inside other lines": 'BdsDxe: loading Boot0001 "'
     + _record().replace("\r\n", " ")
-    + "\"\r\n",
+    + '"\r\n',
     "no end marker": f"{BEGIN}\r\n" + json.dumps({"status": "ok", "run": RUN}) + "\r\n",
     "an unknown status": _record(status="done"),
-    "no JSON object": f"{BEGIN}\r\n[\"status\", \"ok\", \"run\", \"{RUN}\"]\r\n{END}\r\n",
+    "no JSON object": f'{BEGIN}\r\n["status", "ok", "run", "{RUN}"]\r\n{END}\r\n',
 }
 
 
