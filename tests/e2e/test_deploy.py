@@ -19,7 +19,7 @@ from guest_disks import image as guest_image  # scripts/, on sys.path via tests/
 from guest_disks.disk import attached
 
 from tests.conftest import vmtailor
-from tests.e2e.conftest import build_cached
+from tests.e2e.conftest import build_cached, iso_in
 from tests.integration import libvirt_fixture as lf
 from vmtailor.hypervisors.libvirt_xml import canonical
 
@@ -55,12 +55,10 @@ def _clone_xml(name: str, disk: Path, mac: str, console: Path) -> str:
 def clones():
     lf.ensure_libvirtd()
     scratch = lf.scratch_dir()
-    iso = scratch / "vmtailor.iso"
-    subprocess.run(["cp", build_cached().iso, str(iso)], check=True)
+    iso = iso_in(scratch)
     base = scratch / "debian.raw"
     subprocess.run(["cp", "--sparse=always", str(guest_image("debian")), str(base)], check=True)
-    for path in (iso, base):
-        path.chmod(0o644)
+    base.chmod(0o644)
     conn = lf.connect()
     tag = uuid.uuid4().hex[:6]
     vms = []

@@ -23,7 +23,7 @@ import pytest
 from guest_disks import image as guest_image  # scripts/, on sys.path via tests/conftest.py
 
 from tests.conftest import vmtailor
-from tests.e2e.conftest import build_cached
+from tests.e2e.conftest import iso_in
 from tests.e2e.test_deploy import CONFIG, _clone_xml, _guest_file
 from tests.integration import libvirt_fixture as lf
 from vmtailor.builder.media import write_media
@@ -42,9 +42,7 @@ TIMEOUT = 120  # a boot takes ~15-30 s under TCG; power-off-only code waits this
 def site():
     lf.ensure_libvirtd()
     scratch = lf.scratch_dir()
-    iso = scratch / "vmtailor.iso"
-    subprocess.run(["cp", build_cached().iso, str(iso)], check=True)
-    iso.chmod(0o644)
+    iso = iso_in(scratch)
     conn = lf.connect()
     made = []
 
