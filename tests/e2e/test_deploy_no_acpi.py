@@ -103,6 +103,7 @@ def test_deploy_without_acpi_ends_as_fast_as_with_it(site, tmp_path, monkeypatch
     console = Path(entry["serial_log"]).read_text()
     assert console.rindex("END VMTAILOR RESULT") < console.rindex("reboot: Restarting system")
     assert "System halted" not in console
+    assert console.count("Linux version") == 1  # the reboot did not boot the ISO again
     assert _guest_file(without["disk"], site["scratch"], "/etc/hostname").strip() == "noacpi"
     assert not conn.lookupByName(without["name"]).isActive()
     assert canonical(lf.inactive_xml(conn, without["name"])) == canonical(original)
@@ -139,4 +140,41 @@ def test_a_halted_guest_ends_on_its_result_record_and_the_grace(site, tmp_path, 
     console = Path(outcome.serial_log).read_text()
     assert "reboot: System halted" in console
     assert _guest_file(vm["disk"], site["scratch"], "/etc/hostname").strip() == "halts"
+    # the token goes to the console only, never into the guest
+    in_guest = _guest_file(vm["disk"], site["scratch"], "/var/lib/vmtailor/result.json")
+    assert json.loads(in_guest)["status"] == "ok"
+    assert run not in in_guest
     assert canonical(lf.inactive_xml(conn, vm["name"])) == canonical(original)
+
+
+def test_the_qemu_driver_makes_a_reboot_end_the_boot(tmp_path, monkeypatch):
+    # QEMU's pc machine with acpi=off: the initrd reboots, set-action turns that into a
+    # shutdown, the SHUTDOWN event ends the wait
+    monkeypatch.setenv("VMTAILOR_STATE_DIR", str(tmp_path / "state"))
+    disk = tmp_path / "q1.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+                    "-b", str(guest_image("debian")), str(disk)], check=True)  # fmt: skip
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    inventory = tmp_path / "site.yaml"
+    vm = {"hostname": "qnoacpi", "mac": "52:54:00:00:7e:39", "ip": "192.0.2.39/24"}
+    inventory.write_text(json.dumps({
+        "hypervisor": {"driver": "qemu", "run_dir": str(tmp_path / "run")},
+        "config": "config.yaml",
+        "iso": str(iso_in(tmp_path)),
+        "vms": [{"name": "q1", "vars": vm,
+                 "qemu": ["-machine", "pc,acpi=off", "-accel", "tcg", "-m", "512",
+                          "-display", "none",
+                          "-drive", f"file={disk},if=none,id=d0,format=qcow2",
+                          "-device", "virtio-blk-pci,drive=d0,bootindex=0",
+                          "-nic", f"user,model=virtio-net-pci,mac={vm['mac']}"]}],
+    }))  # fmt: skip
+    started = time.monotonic()
+    result = vmtailor("deploy", str(inventory), "--json", "--timeout", str(TIMEOUT))
+    print(f"qemu deploy without ACPI: {time.monotonic() - started:.1f} s")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (entry,) = json.loads(result.stdout)["vms"]
+    assert entry["status"] == "ok", entry
+    console = Path(entry["serial_log"]).read_text()
+    assert console.rindex("END VMTAILOR RESULT") < console.rindex("reboot: Restarting system")
+    assert console.count("Linux version") == 1  # the reboot did not boot the ISO again
+    assert _guest_file(disk, tmp_path, "/etc/hostname").strip() == "qnoacpi"
