@@ -24,7 +24,7 @@ from guest_disks import image as guest_image  # scripts/, on sys.path via tests/
 
 from tests.conftest import vmtailor
 from tests.e2e.conftest import iso_in
-from tests.e2e.test_deploy import CONFIG, _clone_xml, _guest_file
+from tests.e2e.test_deploy import CONFIG, _clone_xml, _guest_file, qemu_clone
 from tests.integration import libvirt_fixture as lf
 from vmtailor.builder.media import write_media
 from vmtailor.customizer import config as configmod
@@ -151,23 +151,8 @@ def test_the_qemu_driver_makes_a_reboot_end_the_boot(tmp_path, monkeypatch):
     # QEMU's pc machine with acpi=off: the initrd reboots, set-action turns that into a
     # shutdown, the SHUTDOWN event ends the wait
     monkeypatch.setenv("VMTAILOR_STATE_DIR", str(tmp_path / "state"))
-    disk = tmp_path / "q1.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
-                    "-b", str(guest_image("debian")), str(disk)], check=True)  # fmt: skip
-    (tmp_path / "config.yaml").write_text(CONFIG)
-    inventory = tmp_path / "site.yaml"
     vm = {"hostname": "qnoacpi", "mac": "52:54:00:00:7e:39", "ip": "192.0.2.39/24"}
-    inventory.write_text(json.dumps({
-        "hypervisor": {"driver": "qemu", "run_dir": str(tmp_path / "run")},
-        "config": "config.yaml",
-        "iso": str(iso_in(tmp_path)),
-        "vms": [{"name": "q1", "vars": vm,
-                 "qemu": ["-machine", "pc,acpi=off", "-accel", "tcg", "-m", "512",
-                          "-display", "none",
-                          "-drive", f"file={disk},if=none,id=d0,format=qcow2",
-                          "-device", "virtio-blk-pci,drive=d0,bootindex=0",
-                          "-nic", f"user,model=virtio-net-pci,mac={vm['mac']}"]}],
-    }))  # fmt: skip
+    inventory, disk = qemu_clone(tmp_path, vm, machine="pc,acpi=off")
     started = time.monotonic()
     result = vmtailor("deploy", str(inventory), "--json", "--timeout", str(TIMEOUT))
     print(f"qemu deploy without ACPI: {time.monotonic() - started:.1f} s")
