@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.conftest import vmtailor
 from vmtailor.hypervisors import flow
 from vmtailor.hypervisors import state as st
 from vmtailor.hypervisors.base import VM, Driver, Media, PowerState
@@ -203,3 +204,10 @@ def test_run_record_takes_only_the_last_complete_record():
     # still being printed
     assert run_record(BOOT + ours[: ours.index(END) + 10], RUN) is None
     assert run_record(BOOT + ours, "") is None
+
+
+def test_the_grace_is_a_deploy_option_and_never_negative(tmp_path):
+    result = vmtailor("deploy", str(tmp_path / "site.yaml"), "--grace", "-1")
+    assert result.returncode != 0
+    assert result.stderr.strip().endswith("--grace must not be negative")
+    assert "--grace S" in vmtailor("deploy", "--help").stdout
