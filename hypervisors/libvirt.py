@@ -245,8 +245,9 @@ class LibvirtDriver(Driver):
         uuid = dom.UUIDString()
         log = libvirt_xml.serial_log(xml, self._log_path(uuid))
         offset = 0
-        if log.existing and self._local():
-            # the domain's own log may be appended to: read only what this boot adds
+        if log.appends and self._local():
+            # the domain's own log, appended to: read only what this boot adds (one
+            # without append='on' starts empty: an offset would skip this boot's start)
             try:
                 offset = os.path.getsize(log.path)
             except OSError:

@@ -49,6 +49,7 @@ def is_modified(xml: str) -> bool:
 class SerialLog:
     path: str  # file on the hypervisor host
     existing: bool  # the domain's own log (kept), not one vmtailor adds
+    appends: bool = False  # kept across starts; else emptied when the domain starts
 
 
 def serial_log(xml: str, default_path: str) -> SerialLog:
@@ -57,10 +58,10 @@ def serial_log(xml: str, default_path: str) -> SerialLog:
     if serial is not None:
         log = serial.find("log")
         if log is not None and log.get("file"):
-            return SerialLog(log.get("file"), True)
+            return SerialLog(log.get("file"), True, log.get("append") == "on")
         source = serial.find("source")
         if serial.get("type") == "file" and source is not None and source.get("path"):
-            return SerialLog(source.get("path"), True)
+            return SerialLog(source.get("path"), True, source.get("append") == "on")
     return SerialLog(default_path, False)
 
 

@@ -159,7 +159,10 @@ def test_an_existing_serial_log_is_used_not_replaced():
         "<log file='/own.log' append='on'/><target port='0'/></serial>",
     )
     log = serial_log(xml, "/log")
-    assert (log.path, log.existing) == ("/own.log", True)
+    assert (log.path, log.existing, log.appends) == ("/own.log", True, True)
+    # without append='on' libvirt empties it at every start: this boot's output is all of it
+    truncated = serial_log(xml.replace(" append='on'", ""), "/log")
+    assert (truncated.path, truncated.existing, truncated.appends) == ("/own.log", True, False)
     assert "/log" not in customization_xml(xml, "/a.iso", "/c.iso", "iso", log).replace(
         "/own.log", ""
     )
@@ -243,6 +246,25 @@ def test_a_guest_without_acpi_ends_on_its_result_record(domain, conn, env, state
     assert "System halted" in Path(outcome.serial_log).read_text()
     assert not conn.lookupByName(name).isActive()
     assert canonical(lf.inactive_xml(conn, name)) == canonical(original)
+
+
+def test_a_serial_log_libvirt_empties_at_start_is_read_from_its_start(driver, conn, env, state):
+    # the domain's own log without append='on': virtlogd truncates it when the domain
+    # starts, so what it held before (here more than the boot prints) is no offset
+    name = f"{lf.PREFIX}{uuid.uuid4().hex[:6]}-{env['scratch'].name[-8:]}"
+    log = env["scratch"] / f"{name}.log"
+    log.write_text("an earlier boot of the guest's own OS\n" * 50000)
+    disk = lf.empty_disk(env["scratch"] / f"{name}.qcow2")
+    conn.defineXML(lf.domain_xml(name, disk).replace(
+        "<target port='0'/></serial>", f"<log file='{log}'/><target port='0'/></serial>"))  # fmt: skip
+    try:
+        media = Media(str(env["standin"]), str(env["config"]))
+        outcome = flow.customize(driver, VM(name), media, state, flow.Options(timeout=240), _quiet)
+    finally:
+        lf.undefine(conn, name)
+    assert outcome.status == "ok", outcome.reason
+    assert outcome.result["hostname"] == "standin"
+    assert "an earlier boot" not in Path(outcome.serial_log).read_text()
 
 
 def test_a_guest_that_never_powers_off_is_stopped_restored_and_failed(driver, domain, conn, env,
