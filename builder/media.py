@@ -8,13 +8,15 @@ batch and deploy call write_media() once per clone."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..customizer.config import Config, canonical_json
 from ..customizer.errors import VmtailorError
-from ..initrd.image import CONFIG_LABEL, CONFIG_PATH, FILES_DIR
+from ..initrd.image import CONFIG_LABEL, CONFIG_PATH, FILES_DIR, RUN_PATH
 from . import fat
 from .iso import source_epoch
 from .isofs import IsoImage
@@ -63,6 +65,7 @@ def write_media(
     out: str,
     fmt: str = "iso",
     epoch: int | None = None,
+    run: Mapping[str, Any] | None = None,
 ) -> str:
     """Write config media for one clone to `out` and return `out`.
 
@@ -70,8 +73,11 @@ def write_media(
     `sources(name)` returns the bytes of a `source:` file (cli.configfile.LoadedConfig's
     `sources`). `fmt`: "iso" (ISO 9660 + Rock Ridge, files 0600), "floppy" (1.44 MB FAT12)
     or "vfat" (a FAT disk image sized to fit, no partition table). The same config gives
-    byte-identical media (timestamps from SOURCE_DATE_EPOCH or a fixed date)."""
+    byte-identical media (timestamps from SOURCE_DATE_EPOCH or a fixed date). `run`:
+    what `deploy` tells this one boot (initrd.image.RUN_PATH), None for reusable media."""
     files = media_files(config, sources)
+    if run is not None:
+        files[RUN_PATH] = json.dumps(dict(run), sort_keys=True).encode()
     image = render(files, fmt, source_epoch(epoch))
     tmp = f"{out}.tmp{os.getpid()}"
     try:

@@ -10,7 +10,10 @@ every driver:
     placed = driver.upload(vm, media)         # -> state file (so uploads can be removed)
     driver.attach(vm, placed, saved)          # ISO + config media attached, CD first
     driver.power_on(vm)
-    driver.wait_off(vm, timeout)              # events where the API has them, else polling
+    driver.wait_off(vm, timeout)              # events where the API has them, else polling,
+    driver.read_console(vm, saved)            #   in slices: this run's result record on the
+                                              #   console ends the wait too (+ a grace)
+    driver.power_off(vm)                      # when the guest did not power off by itself
     text = driver.read_result(vm, saved)      # the serial console, where there is one
     driver.restore(vm, saved)                 # (finally) media detached, boot order exact
     driver.discard(vm, placed)                # (finally) uploaded copies removed
@@ -121,6 +124,9 @@ class Driver(ABC):
     HAS_EVENTS: ClassVar[bool] = False
     # whether read_result can return the guest's serial console
     HAS_SERIAL_LOG: ClassVar[bool] = False
+    # whether the customization boot ends (the VM stops) when the guest reboots, as it
+    # does when it powers off: the initrd then reboots where it can't power off (no ACPI)
+    REBOOT_STOPS: ClassVar[bool] = False
     # seconds between power_state() calls of the default wait_off
     poll: float = 2.0
 
@@ -203,6 +209,12 @@ class Driver(ABC):
     def read_result(self, vm: VM, saved: Mapping[str, Any]) -> str | None:
         """The serial console text of the customization boot (it holds the result record);
         None where the hypervisor keeps no serial log."""
+        return None
+
+    def read_console(self, vm: VM, saved: Mapping[str, Any]) -> str | None:
+        """The serial console text of the customization boot so far, while it runs —
+        cheap, called every few seconds, and it must not end the capture read_result
+        returns. None where it can't be read live: then only power-off ends the wait."""
         return None
 
     @abstractmethod

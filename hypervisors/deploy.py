@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -54,15 +55,16 @@ def ensure_iso(inventory: Inventory, progress: flow.Progress) -> str:
     return build_iso(inventory.iso).iso
 
 
-def make_config_media(vm: InventoryVM, folder: str, fmt: str) -> str:
-    """This VM's config, rendered with its vars, on media in `folder` (which QEMU running
-    as another user must be able to read: 0644 files in a 0755 folder)."""
+def make_config_media(vm: InventoryVM, folder: str, fmt: str, run: dict | None = None) -> str:
+    """This VM's config, rendered with its vars, on media in `folder`. The image stays 0600
+    (it holds password hashes and secret files): libvirt's DAC driver hands a disk image to
+    the QEMU user for as long as the domain runs and gives it back after, and the qemu
+    driver's QEMU runs as root. `run`: what this one boot is told (write_media)."""
     from ..builder.media import write_media
 
     ext = {"iso": "iso", "floppy": "img", "vfat": "img"}[fmt]
     out = os.path.join(folder, f"{vm.name}.config.{ext}")
-    write_media(vm.config.config, vm.config.sources, out, fmt)
-    os.chmod(out, 0o644)
+    write_media(vm.config.config, vm.config.sources, out, fmt, run=run)
     return out
 
 
@@ -164,10 +166,13 @@ def deploy(inventory: Inventory, opts: flow.Options, *, jobs: int = 1, force: bo
                 continue
 
             def task(entry=entry) -> flow.Outcome:
-                config = make_config_media(entry, media_dir, fmt)
+                # a fresh token per boot: only a record carrying it ends the wait early
+                run = secrets.token_hex(16)
+                config = make_config_media(entry, media_dir, fmt, {
+                    "run": run, "reboot_stops": inventory.driver.REBOOT_STOPS})  # fmt: skip
                 media = Media(iso, config, fmt)
                 return flow.customize(workers.driver(), _vm(inventory, entry.name), media,
-                                      state, opts, progress)  # fmt: skip
+                                      state, opts, progress, run)  # fmt: skip
 
             tasks[entry.name] = task
         try:

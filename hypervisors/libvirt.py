@@ -14,7 +14,9 @@ connection (works for remote URIs too) and deleted afterwards.
 Power-off is seen through lifecycle events (one event-loop thread per process), with a
 slow poll as a safety net. The result comes from a serial log file written by virtlogd on
 the hypervisor host when that host is this one (`serial: file`), else from the console
-stream read over the connection while the customization boot runs (`serial: console`).
+stream read over the connection while the customization boot runs (`serial: console`);
+either is read live too (read_console), so the result record ends the wait. During the
+customization boot a reboot stops the domain like a power-off does (REBOOT_STOPS).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class LibvirtDriver(Driver):
     OPTIONS = frozenset({"pool", "serial", "serial_log_dir"})
     HAS_EVENTS = True
     HAS_SERIAL_LOG = True
+    REBOOT_STOPS = True  # libvirt_xml.LIFECYCLE
 
     conn: libvirt.virConnect | None = None
 
@@ -242,8 +245,9 @@ class LibvirtDriver(Driver):
         uuid = dom.UUIDString()
         log = libvirt_xml.serial_log(xml, self._log_path(uuid))
         offset = 0
-        if log.existing and self._local():
-            # the domain's own log may be appended to: read only what this boot adds
+        if log.appends and self._local():
+            # the domain's own log, appended to: read only what this boot adds (one
+            # without append='on' starts empty: an offset would skip this boot's start)
             try:
                 offset = os.path.getsize(log.path)
             except OSError:
@@ -324,6 +328,15 @@ class LibvirtDriver(Driver):
         console = self._consoles.pop(saved["uuid"], None)
         if console is not None:
             return console.text()
+        return self._read_log(saved)
+
+    def read_console(self, vm: VM, saved: Mapping[str, Any]) -> str | None:
+        console = self._consoles.get(saved["uuid"])
+        if console is not None:
+            return console.so_far()
+        return self._read_log(saved)
+
+    def _read_log(self, saved: Mapping[str, Any]) -> str | None:
         if self._console_mode():
             return None  # not captured (a --restore run, or the console couldn't open)
         try:

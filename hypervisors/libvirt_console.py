@@ -55,9 +55,13 @@ class Console:
             except libvirt.libvirtError:
                 pass
 
+    def so_far(self) -> str:
+        """What was read until now; the capture goes on."""
+        with self._lock:
+            return self.data.decode("utf-8", errors="replace")
+
     def text(self, wait: float = 5.0) -> str:
         """Everything read, once the stream hung up (or `wait` seconds passed)."""
         self.closed.wait(wait)
         self.close()
-        with self._lock:
-            return self.data.decode("utf-8", errors="replace")
+        return self.so_far()

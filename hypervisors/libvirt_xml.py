@@ -1,6 +1,7 @@
 """Pure edits of a libvirt domain's inactive XML: add vmtailor's CD-ROMs first in the boot
-order, and log the first serial port to a file. No libvirt calls here, so it is tested
-without a daemon.
+order, log the first serial port to a file, and make a power-off or a reboot stop the
+domain (so that a guest without ACPI, which can't power off, ends the boot by rebooting).
+No libvirt calls here, so it is tested without a daemon.
 
 libvirt refuses `<os><boot dev=…>` together with per-device `<boot order=…>`, so a domain
 that uses the former is converted to the latter for the customization boot: each legacy
@@ -48,6 +49,7 @@ def is_modified(xml: str) -> bool:
 class SerialLog:
     path: str  # file on the hypervisor host
     existing: bool  # the domain's own log (kept), not one vmtailor adds
+    appends: bool = False  # kept across starts; else emptied when the domain starts
 
 
 def serial_log(xml: str, default_path: str) -> SerialLog:
@@ -56,10 +58,10 @@ def serial_log(xml: str, default_path: str) -> SerialLog:
     if serial is not None:
         log = serial.find("log")
         if log is not None and log.get("file"):
-            return SerialLog(log.get("file"), True)
+            return SerialLog(log.get("file"), True, log.get("append") == "on")
         source = serial.find("source")
         if serial.get("type") == "file" and source is not None and source.get("path"):
-            return SerialLog(source.get("path"), True)
+            return SerialLog(source.get("path"), True, source.get("append") == "on")
     return SerialLog(default_path, False)
 
 
@@ -160,6 +162,21 @@ def _console_serial(devices: ET.Element) -> None:
         ET.SubElement(serial, "alias", name=ALIAS + "serial")
 
 
+# the customization boot ends when the guest powers off or reboots: a domain set to restart
+# on either would boot vmtailor's ISO again (and libvirt refuses on_reboot=destroy beside
+# on_poweroff=restart)
+LIFECYCLE = {"on_poweroff": "destroy", "on_reboot": "destroy"}
+
+
+def _stop_on_reboot(root: ET.Element, devices: ET.Element) -> None:
+    for tag, action in LIFECYCLE.items():
+        el = root.find(tag)
+        if el is None:
+            el = ET.Element(tag)
+            root.insert(list(root).index(devices), el)
+        el.text = action
+
+
 def customization_xml(
     xml: str, iso: str, config: str, config_format: str, log: SerialLog | None
 ) -> str:
@@ -190,4 +207,5 @@ def customization_xml(
         _console_serial(devices)
     elif not log.existing:
         _log_serial(devices, log.path)
+    _stop_on_reboot(root, devices)
     return ET.tostring(root, encoding="unicode")

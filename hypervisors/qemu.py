@@ -13,7 +13,9 @@ after the guest powers off), a QMP socket, the first serial port logged to a fil
 virtio-scsi controller of its own; then over QMP: the ISO and config media are added as
 SCSI CD-ROMs (IDE can't be hot-added), every existing `bootindex` is moved down one
 (qom-set) and the ISO's CD gets bootindex 0; system_reset makes the firmware re-read the
-boot order, and `cont` starts the guest. The SHUTDOWN event says it is done. Restore
+boot order, `set-action reboot=shutdown` (what -no-reboot does, set only after that
+reset, which it would turn into a shutdown) makes a guest reboot end the boot like a
+power-off, and `cont` starts the guest. The SHUTDOWN event says it is done. Restore
 removes the CD-ROMs, sets every bootindex back (and checks it) and quits that QEMU; with
 --power-on the VM then starts afresh from its own arguments (plus -no-shutdown and QMP).
 
@@ -47,6 +49,7 @@ OFF_STATES = {"shutdown", "prelaunch", "guest-panicked"}
 # qemu.qmp logs a failed connect (e.g. to the stale socket of a QEMU that has quit) at
 # ERROR before raising; every such failure reaches us as an exception and is handled
 logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
+log = logging.getLogger("vmtailor.deploy")
 
 
 def _safe(name: str) -> str:
@@ -94,6 +97,7 @@ class QemuDriver(Driver):
     VM_OPTIONS = frozenset({"qemu"})
     HAS_EVENTS = True
     HAS_SERIAL_LOG = True
+    REBOOT_STOPS = True
 
     def __init__(self, connection):
         super().__init__(connection)
@@ -181,6 +185,13 @@ class QemuDriver(Driver):
         elif self._status(vm) in OFF_STATES:
             # the firmware reads the boot order (fw_cfg) again only on a reset
             self._qmp(vm, "reset it", "system_reset")
+            try:
+                self._qmp(vm, "make a reboot stop it", "set-action", reboot="shutdown")
+            except DriverError as exc:
+                # QEMU < 6.0 has no set-action: a guest without ACPI that reboots (the
+                # initrd's fallback) boots the ISO again, until its first result record
+                # and the grace make the flow stop it
+                log.warning("%s", exc)
             self._qmp(vm, "start it", "cont")
 
     def power_off(self, vm: VM) -> None:
@@ -295,6 +306,8 @@ class QemuDriver(Driver):
                 return f.read().decode("utf-8", errors="replace")
         except OSError:
             return None
+
+    read_console = read_result  # a file QEMU writes as the guest prints: readable any time
 
     def restore(self, vm: VM, saved: Mapping[str, Any]) -> None:
         if self._monitor(vm) is None:

@@ -41,6 +41,12 @@ CONFIG_LABEL = "VMTCONFIG"  # the config media's label (FAT allows 11 characters
 # at the path the config names (relative to the config file).
 CONFIG_PATH = "/vmtailor/config.json"
 FILES_DIR = "/vmtailor/files"
+# Only on media `deploy` makes: this run's token for the result record (vmtailor.initrd.
+# result.RUN) and whether the hypervisor stops the VM when it reboots, as JSON
+# {"run": HEX, "reboot_stops": BOOL}. The initrd leaves both in /run/vmtailor for /init:
+RUN_PATH = "/vmtailor/run.json"
+RUN_TOKEN_FILE = "run"  # the token, for the failure record /init prints itself
+REBOOT_STOPS_FILE = "reboot-stops"  # exists: reboot where power-off only halts
 
 # The result record's markers live with its format: vmtailor.initrd.result (BEGIN, END).
 

@@ -9,7 +9,14 @@
 # markers below) and writes /run/vmtailor/result.json, on success and on failure alike;
 # it looks for devices only once the file $VMTAILOR_DRIVERS_LOADED names exists. When it
 # exits non-zero without having written result.json, this script prints a failure
-# record in its place. Powering off is this script's job, not Python's.
+# record in its place (with the run token main left in /run/vmtailor/run, if any).
+# Powering off is this script's job, not Python's.
+#
+# Every record is printed after the disks are synced: a host that reads it may stop the
+# VM a few seconds later without waiting for the power-off. Without ACPI the kernel can't
+# power off, only halt; when the host made a reboot stop this VM (/run/vmtailor/
+# reboot-stops, from the config media of `vmtailor deploy`), a reboot ends the boot
+# instead, so the VM still stops by itself.
 #
 # Kernel command line: vmtailor.timeout=SECONDS (watchdog, default 600),
 # vmtailor.debug (a shell at the end instead of powering off, no watchdog).
@@ -61,21 +68,31 @@ json_string() {
 
 report_error() {
     # the failure record, on the serial console (the host parses it) and on the screen
-    record="{\"reason\": $(json_string "$1"), \"status\": \"error\"}"
+    run=
+    [ -r $STATE/run ] && read -r run <$STATE/run
+    case "$run" in '' | *[!0-9a-f]*) run= ;; *) run=", \"run\": \"$run\"" ;; esac
+    record="{\"reason\": $(json_string "$1")$run, \"status\": \"error\"}"
     printf '%s\n' "$record" >$STATE/result.json
     for tty in /dev/console /dev/tty0; do
         [ -w "$tty" ] && printf '%s\n%s\n%s\n' "$BEGIN" "$record" "$END" >"$tty" 2>/dev/null
     done
 }
 
+end_boot() {
+    # /sys/firmware/acpi is there when the kernel runs ACPI, which is how a PC powers off
+    if [ ! -d /sys/firmware/acpi ] && [ -e $STATE/reboot-stops ]; then
+        reboot -f
+    fi
+    poweroff -f
+}
+
 power_off() {
-    sync
     if [ -n "$debug" ]; then
         echo "vmtailor.debug: a shell instead of powering off (exit it to power off)"
         setsid cttyhack sh
         sync
     fi
-    poweroff -f
+    end_boot
     # still here: ask the kernel directly, sync and remount read-only first
     for key in s u o; do echo "$key" >/proc/sysrq-trigger; sleep 1; done
     while :; do sleep 60; done # PID 1 must never exit: that would be a kernel panic
@@ -84,9 +101,11 @@ power_off() {
 if [ -z "$debug" ]; then
     (
         sleep "$timeout"
+        # sync and remount read-only before the record: the host may stop the VM on it
+        for key in s u; do echo "$key" >/proc/sysrq-trigger; sleep 1; done
         report_error "watchdog: no result after $timeout s (vmtailor.timeout); powered off"
-        for key in s u o; do echo "$key" >/proc/sysrq-trigger; sleep 1; done
-        poweroff -f
+        end_boot
+        echo o >/proc/sysrq-trigger
     ) &
 fi
 
@@ -109,6 +128,7 @@ VMTAILOR_DRIVERS_LOADED=$DRIVERS_LOADED \
     python3 -S -m vmtailor.initrd 2>$STATE/stderr.pipe
 status=$?
 wait $tee_pid
+sync # main unmounted and synced; after a crash, this is all there is before the record
 if [ "$status" -ne 0 ] && [ ! -e $STATE/result.json ]; then
     last=$(grep -v '^[[:space:]]*$' $STATE/python.err | tail -n 1)
     report_error "vmtailor.initrd.main failed (exit status $status): ${last:-no error output}"

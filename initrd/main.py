@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from .result import format_result
+from .result import RUN, format_result
 from .stages import Context, StageError, State, report, run_stage, say
 from .stages import config as config_stage
 from .stages import customize as customize_stage
@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(record, f, sort_keys=True)
     except OSError:
         pass
+    # the console copy only, printed after umount synced: the run token ends the host's
+    # wait, so it must not reach the guest's disk nor the console before this point
+    if ctx.run:
+        record[RUN] = ctx.run
     say(format_result(record).rstrip("\n"))
     return 0 if state.status == "ok" else 1
 

@@ -16,8 +16,10 @@ def _description() -> str:
     return f"""\
 Customize every VM of an inventory through its hypervisor. Per VM: save its boot order
 and media (in a state file, before anything changes), attach the customization ISO and
-the VM's config media, boot from the CD, wait for the guest to power itself off, read the
-result from its serial console, detach the media and restore the boot order exactly.
+the VM's config media, boot from the CD, wait for the guest to power itself off (or, where
+the driver reads the console live, for this run's result record on it and --grace more
+seconds, then stop it), read the result from its serial console, detach the media and
+restore the boot order exactly.
 A running VM is refused unless --shutdown.
 
 The inventory (paths relative to it; credentials from password_env or credentials_file,
@@ -53,6 +55,8 @@ def add_arguments(p) -> None:
                    help="shut running VMs down cleanly first instead of refusing them")  # fmt: skip
     p.add_argument("--timeout", type=float, default=900.0, metavar="S",
                    help="seconds from power-on to the guest's power-off (900)")  # fmt: skip
+    p.add_argument("--grace", type=float, default=10.0, metavar="S",
+                   help="seconds a guest may take to power off after its result (10)")  # fmt: skip
     p.add_argument("--shutdown-timeout", type=float, default=300.0, metavar="S",
                    help="seconds a --shutdown may take (300)")  # fmt: skip
     p.add_argument("--power-on", action="store_true", help="start each VM normally afterwards")
@@ -81,13 +85,15 @@ def run(args) -> int:
         raise VmtailorError("--jobs must be at least 1")
     if args.timeout <= 0 or args.shutdown_timeout <= 0:
         raise VmtailorError("--timeout and --shutdown-timeout must be positive")
+    if args.grace < 0:
+        raise VmtailorError("--grace must not be negative")
     inventory = load_inventory(args.inventory, render=not args.restore,
                                sources=args.sources)  # fmt: skip
     if args.restore:
         outcomes = deploy.restore(inventory)
         bad = {"failed"}
     else:
-        opts = flow.Options(timeout=args.timeout, shutdown=args.shutdown,
+        opts = flow.Options(timeout=args.timeout, shutdown=args.shutdown, grace=args.grace,
                             shutdown_timeout=args.shutdown_timeout, power_on=args.power_on)  # fmt: skip
         outcomes = deploy.deploy(inventory, opts, jobs=args.jobs, force=args.force)
         bad = {"failed"}

@@ -59,6 +59,7 @@ class Context:
     sources: Callable[[str], bytes] | None = None
     found: Any = None  # vmtailor.customizer.storage.guest.FoundGuest
     guest_mounted: bool = False
+    run: str | None = None  # this run's token (config media's run.json): for the record
 
     @property
     def media_dir(self) -> str:

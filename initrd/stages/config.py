@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import time
 
 from vmtailor.customizer import config as configmod
@@ -15,13 +16,15 @@ from vmtailor.customizer.errors import PlanError
 from vmtailor.customizer.run import run
 from vmtailor.customizer.storage import discover
 
-from ..image import CONFIG_LABEL, CONFIG_PATH, FILES_DIR
+from .. import image
 from . import Context, StageError, State, say
 
-LABEL = CONFIG_LABEL
-CONFIG_JSON = CONFIG_PATH.lstrip("/")
-FILES = FILES_DIR.lstrip("/")
+LABEL = image.CONFIG_LABEL
+CONFIG_JSON = image.CONFIG_PATH.lstrip("/")
+FILES = image.FILES_DIR.lstrip("/")
+RUN_JSON = image.RUN_PATH.lstrip("/")
 MEDIA_TYPES = ("iso9660", "vfat", "udf", "msdos")
+RUN_TOKEN = re.compile(r"[0-9a-f]{16,64}")
 
 
 def _seen(found: dict[str, dict[str, str]]) -> str:
@@ -112,7 +115,9 @@ def source_reader(top: str):
     def read(name: str) -> bytes:
         rel = posixpath.normpath(name)
         if rel.startswith(("/", "../")) or rel == "..":
-            raise PlanError(f"source file {name!r}: must stay inside {FILES_DIR}/ on the media")
+            raise PlanError(
+                f"source file {name!r}: must stay inside {image.FILES_DIR}/ on the media"
+            )
         try:
             with open(os.path.join(base, rel), "rb") as f:
                 return f.read()
@@ -120,6 +125,28 @@ def source_reader(top: str):
             raise PlanError(f"source file {name!r} on the config media: {exc.strerror}") from None
 
     return read
+
+
+def load_run(top: str, run_dir: str) -> str | None:
+    """This run's token from the media's run.json (None: media `vmtailor media` made, or
+    an unreadable file — the host then waits for power-off alone), and for /init the
+    token and the reboot flag as files in `run_dir`. Read before the config, so that a
+    config the initrd rejects still ends the host's wait at once."""
+    try:
+        with open(os.path.join(top, RUN_JSON), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    token = data.get("run") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not RUN_TOKEN.fullmatch(token):
+        say(f"/{RUN_JSON} on the config media holds no run token: ignored")
+        return None
+    with open(os.path.join(run_dir, image.RUN_TOKEN_FILE), "w") as f:
+        f.write(token + "\n")
+    if data.get("reboot_stops") is True:
+        with open(os.path.join(run_dir, image.REBOOT_STOPS_FILE), "w"):
+            pass
+    return token
 
 
 def load_config(top: str):
@@ -142,6 +169,7 @@ def stage(state: State, ctx: Context) -> None:
     state.config_device = device
     os.makedirs(ctx.media_dir, exist_ok=True)
     ctx.mounts.mount(device, ctx.media_dir, fstype, readonly=True)
+    ctx.run = load_run(ctx.media_dir, ctx.run_dir)
     ctx.config = load_config(ctx.media_dir)
     ctx.sources = source_reader(ctx.media_dir)
     state.config_digest = configmod.digest(ctx.config)

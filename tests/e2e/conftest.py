@@ -8,6 +8,8 @@ Integration tests use build_cached() directly: `from tests.e2e.conftest import b
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,14 @@ def build_cached(cmdline: str = "", **options) -> BuildResult:
     options.setdefault("cache_dir", CACHE_DIR)
     options.setdefault("epoch", EPOCH)
     return build_iso(cmdline=cmdline, **options)
+
+
+def iso_in(folder: Path) -> Path:
+    """A copy of the default ISO in `folder`, readable by libvirt's QEMU (another user)."""
+    iso = folder / "vmtailor.iso"
+    shutil.copyfile(build_cached().iso, iso)
+    iso.chmod(0o644)
+    return iso
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from guest_disks import image as guest_image  # scripts/, on sys.path via tests/
 from guest_disks.disk import attached
 
 from tests.conftest import vmtailor
-from tests.e2e.conftest import build_cached
+from tests.e2e.conftest import build_cached, iso_in
 from tests.integration import libvirt_fixture as lf
 from vmtailor.hypervisors.libvirt_xml import canonical
 
@@ -55,12 +55,10 @@ def _clone_xml(name: str, disk: Path, mac: str, console: Path) -> str:
 def clones():
     lf.ensure_libvirtd()
     scratch = lf.scratch_dir()
-    iso = scratch / "vmtailor.iso"
-    subprocess.run(["cp", build_cached().iso, str(iso)], check=True)
+    iso = iso_in(scratch)
     base = scratch / "debian.raw"
     subprocess.run(["cp", "--sparse=always", str(guest_image("debian")), str(base)], check=True)
-    for path in (iso, base):
-        path.chmod(0o644)
+    base.chmod(0o644)
     conn = lf.connect()
     tag = uuid.uuid4().hex[:6]
     vms = []
@@ -150,25 +148,32 @@ def test_deploy_two_clones_then_boot_one(clones, tmp_path, monkeypatch):
     assert "VMTAILOR RESULT" not in console  # the guest's own OS, not the ISO
 
 
-def test_deploy_with_the_qemu_driver_customizes_a_real_clone(tmp_path, monkeypatch):
-    monkeypatch.setenv("VMTAILOR_STATE_DIR", str(tmp_path / "state"))
+def qemu_clone(tmp_path: Path, vm: dict, machine: str = "pc") -> tuple[Path, Path]:
+    """(inventory, disk): a clone of the Debian fixture as the qemu driver's VM `q1`, with
+    CONFIG rendered from `vm` (hostname, mac, ip), state in tmp_path."""
     disk = tmp_path / "q1.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
                     "-b", str(guest_image("debian")), str(disk)], check=True)  # fmt: skip
     (tmp_path / "config.yaml").write_text(CONFIG)
     inventory = tmp_path / "site.yaml"
-    vm = {"hostname": "qclone", "mac": "52:54:00:00:7e:09", "ip": "192.0.2.19/24"}
     inventory.write_text(json.dumps({
         "hypervisor": {"driver": "qemu", "run_dir": str(tmp_path / "run")},
         "config": "config.yaml",
         "iso": build_cached().iso,
         # no -nodefaults: the machine keeps its empty IDE CD drive, as in make demo
         "vms": [{"name": "q1", "vars": vm,
-                 "qemu": ["-machine", "pc", "-accel", "tcg", "-m", "512", "-display", "none",
+                 "qemu": ["-machine", machine, "-accel", "tcg", "-m", "512", "-display", "none",
                           "-drive", f"file={disk},if=none,id=d0,format=qcow2",
                           "-device", "virtio-blk-pci,drive=d0,bootindex=0",
                           "-nic", f"user,model=virtio-net-pci,mac={vm['mac']}"]}],
     }))  # fmt: skip
+    return inventory, disk
+
+
+def test_deploy_with_the_qemu_driver_customizes_a_real_clone(tmp_path, monkeypatch):
+    monkeypatch.setenv("VMTAILOR_STATE_DIR", str(tmp_path / "state"))
+    vm = {"hostname": "qclone", "mac": "52:54:00:00:7e:09", "ip": "192.0.2.19/24"}
+    inventory, disk = qemu_clone(tmp_path, vm)
 
     result = vmtailor("deploy", str(inventory), "--json", "--timeout", "600")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -33,7 +33,7 @@ STANDIN_INIT = """#!/bin/busybox sh
 {{
 echo
 echo '-----BEGIN VMTAILOR RESULT-----'
-echo '{{"status": "ok", "hostname": "standin", "cmdline": "'"$(/bin/busybox cat /proc/cmdline)"'"}}'
+echo '{{"status": "ok", "hostname": "standin", {run}"cmdline": "'"$(/bin/busybox cat /proc/cmdline)"'"}}'
 echo '-----END VMTAILOR RESULT-----'
 }} >/dev/ttyS0
 /bin/busybox poweroff -f
@@ -103,16 +103,17 @@ def _copy_libraries(binary: str, top: Path) -> None:
                 shutil.copy(path, lib64 / Path(path).name)
 
 
-def standin_iso(dest: Path) -> Path:
+def standin_iso(dest: Path, run: str | None = None) -> Path:
     """A bootable ISO (isolinux → kernel + busybox initrd) that prints a result record on
-    ttyS0 and powers off."""
+    ttyS0 (carrying the run token `run`, if given) and powers off — or, on a domain
+    without ACPI, halts."""
     work = Path(tempfile.mkdtemp())
     try:
         initrd = work / "initrd"
         (initrd / "bin").mkdir(parents=True)
         shutil.copy("/bin/busybox", initrd / "bin/busybox")
         _copy_libraries("/bin/busybox", initrd)  # Debian's busybox is dynamic, -static isn't
-        (initrd / "init").write_text(STANDIN_INIT.format())
+        (initrd / "init").write_text(STANDIN_INIT.format(run=f'"run": "{run}", ' if run else ""))
         (initrd / "init").chmod(0o755)
         iso = work / "iso"
         (iso / "isolinux").mkdir(parents=True)
@@ -150,11 +151,18 @@ def empty_disk(dest: Path, size: str = "64M") -> Path:
 
 
 def domain_xml(
-    name: str, disk: Path, *, style: str = "os", machine: str = "pc", extra: str = ""
+    name: str,
+    disk: Path,
+    *,
+    style: str = "os",
+    machine: str = "pc",
+    extra: str = "",
+    acpi: bool = True,
 ) -> str:
     """A small type='qemu' domain. style 'os': <os><boot dev='hd'/><boot dev='network'/>;
     'order': per-device <boot order> on the disk and the NIC; 'none': no boot element;
-    'noserial': like 'none', and no serial port."""
+    'noserial': like 'none', and no serial port. acpi=False: a guest that can't power
+    off (its kernel halts instead)."""
     os_boot = "<boot dev='hd'/><boot dev='network'/>" if style == "os" else ""
     disk_boot = "<boot order='1'/>" if style == "order" else ""
     nic_boot = "<boot order='2'/>" if style == "order" else ""
@@ -173,7 +181,7 @@ def domain_xml(
   <memory unit='MiB'>256</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='{machine}'>hvm</type>{os_boot}<bootmenu enable='no'/></os>
-  <features><acpi/></features>
+  <features>{"<acpi/>" if acpi else ""}</features>
   <on_poweroff>destroy</on_poweroff>
   <devices>
     <disk type='file' device='disk'>

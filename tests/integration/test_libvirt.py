@@ -26,6 +26,7 @@ from vmtailor.hypervisors.libvirt_xml import canonical, customization_xml, seria
 
 LibvirtDriver = hypervisors.load("libvirt")
 CONFIG = "hostname: '{{ hostname }}'\n"
+RUN = "5eed" * 8  # the run token the stand-in ISO's record carries
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +37,7 @@ def env():
     yield {
         "scratch": scratch,
         "standin": lf.standin_iso(scratch / "standin.iso"),
+        "standin_run": lf.standin_iso(scratch / "standin-run.iso", RUN),
         "hang": lf.data_iso(scratch / "hang.iso", "VMTAILOR"),
         "config": lf.data_iso(scratch / "config.iso", "VMTCONFIG"),
     }
@@ -59,10 +61,10 @@ def domain(env, conn):
     """domain(style='os', machine='pc') -> name of a fresh defined (off) domain."""
     made = []
 
-    def make(style: str = "os", machine: str = "pc") -> str:
+    def make(style: str = "os", machine: str = "pc", acpi: bool = True) -> str:
         name = f"{lf.PREFIX}{uuid.uuid4().hex[:6]}-{env['scratch'].name[-8:]}"
         disk = lf.empty_disk(env["scratch"] / f"{name}.qcow2")
-        conn.defineXML(lf.domain_xml(name, disk, style=style, machine=machine))
+        conn.defineXML(lf.domain_xml(name, disk, style=style, machine=machine, acpi=acpi))
         made.append(name)
         return name
 
@@ -133,13 +135,34 @@ def test_cds_take_free_ide_slots_and_refuse_when_there_are_none():
         customization_xml(xml, "/a.iso", "/c.iso", "iso", serial_log(xml, "/log"))
 
 
+def test_a_reboot_or_a_power_off_stops_the_customization_boot():
+    # a domain that restarts on either would boot vmtailor's ISO again; restore puts the
+    # saved XML back whole, these actions with it
+    xml = lf.domain_xml("x", Path("/d.qcow2")).replace(
+        "<on_poweroff>destroy</on_poweroff>",
+        "<on_poweroff>restart</on_poweroff><on_reboot>restart</on_reboot>",
+    )
+    out = ET.fromstring(customization_xml(xml, "/a.iso", "/c.iso", "iso", serial_log(xml, "/l")))
+    assert (out.findtext("on_poweroff"), out.findtext("on_reboot")) == ("destroy", "destroy")
+    assert len(out.findall("on_reboot")) == 1
+    # hand-written XML without them: added before <devices>
+    bare = lf.domain_xml("x", Path("/d.qcow2")).replace("<on_poweroff>destroy</on_poweroff>", "")
+    out = ET.fromstring(customization_xml(bare, "/a.iso", "/c.iso", "iso", None))
+    tags = [el.tag for el in out]
+    assert tags.index("on_reboot") < tags.index("devices")
+    assert out.findtext("on_reboot") == "destroy"
+
+
 def test_an_existing_serial_log_is_used_not_replaced():
     xml = lf.domain_xml("x", Path("/d.qcow2")).replace(
         "<target port='0'/></serial>",
         "<log file='/own.log' append='on'/><target port='0'/></serial>",
     )
     log = serial_log(xml, "/log")
-    assert (log.path, log.existing) == ("/own.log", True)
+    assert (log.path, log.existing, log.appends) == ("/own.log", True, True)
+    # without append='on' libvirt empties it at every start: this boot's output is all of it
+    truncated = serial_log(xml.replace(" append='on'", ""), "/log")
+    assert (truncated.path, truncated.existing, truncated.appends) == ("/own.log", True, False)
     assert "/log" not in customization_xml(xml, "/a.iso", "/c.iso", "iso", log).replace(
         "/own.log", ""
     )
@@ -200,6 +223,48 @@ def test_customization_boot_reads_the_result_and_restores(domain, conn, env, sta
     assert not conn.lookupByName(name).isActive()
     assert canonical(lf.inactive_xml(conn, name)) == canonical(original)
     assert state.phase(name) == st.DONE
+
+
+@pytest.mark.parametrize("serial", ["file", "console"])
+def test_a_guest_without_acpi_ends_on_its_result_record(domain, conn, env, state, serial):
+    # it halts instead of powering off: this run's record, read live from the log file or
+    # the console stream, ends the wait; after the grace the domain is stopped
+    name = domain(acpi=False)
+    original = lf.inactive_xml(conn, name)
+    media = Media(str(env["standin_run"]), str(env["config"]))
+    seen = []
+    started = time.monotonic()
+    with LibvirtDriver(Connection("libvirt", lf.URI, options={"serial": serial})) as driver:
+        outcome = flow.customize(driver, VM(name), media, state,
+                                 flow.Options(timeout=90, grace=2),
+                                 lambda _vm, what: seen.append(what), RUN)  # fmt: skip
+    seconds = time.monotonic() - started
+    assert outcome.status == "ok", outcome.reason
+    assert outcome.result["run"] == RUN
+    assert seconds < 60, seconds
+    assert "still running after its result: stopping it" in seen
+    assert "System halted" in Path(outcome.serial_log).read_text()
+    assert not conn.lookupByName(name).isActive()
+    assert canonical(lf.inactive_xml(conn, name)) == canonical(original)
+
+
+def test_a_serial_log_libvirt_empties_at_start_is_read_from_its_start(driver, conn, env, state):
+    # the domain's own log without append='on': virtlogd truncates it when the domain
+    # starts, so what it held before (here more than the boot prints) is no offset
+    name = f"{lf.PREFIX}{uuid.uuid4().hex[:6]}-{env['scratch'].name[-8:]}"
+    log = env["scratch"] / f"{name}.log"
+    log.write_text("an earlier boot of the guest's own OS\n" * 50000)
+    disk = lf.empty_disk(env["scratch"] / f"{name}.qcow2")
+    conn.defineXML(lf.domain_xml(name, disk).replace(
+        "<target port='0'/></serial>", f"<log file='{log}'/><target port='0'/></serial>"))  # fmt: skip
+    try:
+        media = Media(str(env["standin"]), str(env["config"]))
+        outcome = flow.customize(driver, VM(name), media, state, flow.Options(timeout=240), _quiet)
+    finally:
+        lf.undefine(conn, name)
+    assert outcome.status == "ok", outcome.reason
+    assert outcome.result["hostname"] == "standin"
+    assert "an earlier boot" not in Path(outcome.serial_log).read_text()
 
 
 def test_a_guest_that_never_powers_off_is_stopped_restored_and_failed(driver, domain, conn, env,

@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
 from vmtailor.customizer import config as configmod
-from vmtailor.initrd.image import CONFIG_PATH
+from vmtailor.initrd.image import CONFIG_PATH, REBOOT_STOPS_FILE, RUN_PATH, RUN_TOKEN_FILE
 from vmtailor.initrd.stages import StageError
-from vmtailor.initrd.stages.config import load_config
+from vmtailor.initrd.stages.config import load_config, load_run
 
 # a firstboot script and a file whose text is jinja-like once the host rendered them
 CONFIG = """
@@ -140,3 +141,42 @@ def test_floppy_controller_is_read_from_acpi_or_pnp(tmp_path):
     (tmp_path / "pnp/devices/00:03").mkdir(parents=True)
     (tmp_path / "pnp/devices/00:03/id").write_text("PNP0700\n")
     assert floppy_controller(str(tmp_path))
+
+
+# -- run.json: what deploy tells one boot ---------------------------------------------
+def _run_media(tmp_path, text: str | None) -> tuple[str, Path]:
+    top = Path(_media(tmp_path, "{}"))
+    if text is not None:
+        (top / RUN_PATH.lstrip("/")).write_text(text)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    return str(top), run_dir
+
+
+def test_the_run_token_and_reboot_flag_are_left_for_init(tmp_path):
+    token = "0123456789abcdef" * 2
+    top, run_dir = _run_media(tmp_path, json.dumps({"run": token, "reboot_stops": True}))
+    assert load_run(top, str(run_dir)) == token
+    assert (run_dir / RUN_TOKEN_FILE).read_text() == token + "\n"
+    assert (run_dir / REBOOT_STOPS_FILE).exists()
+
+
+@pytest.mark.parametrize("text", [
+    None,  # media `vmtailor media` made
+    "not json",
+    json.dumps(["0123456789abcdef"]),
+    json.dumps({"run": "0123456789ABCDEF"}),  # only lowercase hex, as deploy writes it
+    json.dumps({"run": "0123456789abcde"}),  # too short to be unguessable
+    json.dumps({"run": "0123456789abcdef\n-----END VMTAILOR RESULT-----"}),
+    json.dumps({"run": 1234567890123456789}),
+])  # fmt: skip
+def test_no_valid_token_means_no_token_and_no_reboot(tmp_path, text):
+    top, run_dir = _run_media(tmp_path, text)
+    assert load_run(top, str(run_dir)) is None
+    assert list(run_dir.iterdir()) == []
+
+
+def test_reboot_only_when_the_host_says_a_reboot_stops_the_vm(tmp_path):
+    top, run_dir = _run_media(tmp_path, json.dumps({"run": "ab" * 16, "reboot_stops": "yes"}))
+    assert load_run(top, str(run_dir)) == "ab" * 16
+    assert not (run_dir / REBOOT_STOPS_FILE).exists()
