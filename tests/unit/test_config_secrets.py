@@ -98,3 +98,14 @@ def test_media_images_are_0600(tmp_path, fmt):
     write_media(cfg, lambda name: b"", str(old), fmt)
     assert mode(old) == 0o600
     assert sorted(os.listdir(tmp_path)) == sorted([f"new.{fmt}", f"old.{fmt}"])  # no temp left
+
+
+def test_deploy_config_media_stay_0600(tmp_path):
+    from vmtailor.configfile import LoadedConfig
+    from vmtailor.hypervisors.deploy import make_config_media
+    from vmtailor.hypervisors.inventory import InventoryVM
+
+    cfg = config.parse({"users": [{"name": "ops", "password_hash": HASH}]})
+    vm = InventoryVM("web01", {}, {}, LoadedConfig("c.yaml", cfg, lambda name: b""))
+    out = make_config_media(vm, str(tmp_path), "iso", {"token": "t" * 32})
+    assert mode(Path(out)) == 0o600
