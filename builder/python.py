@@ -72,12 +72,21 @@ def package_dir(name: str) -> str:
     return list(spec.submodule_search_locations)[0]
 
 
+# Host-side parts of the shipped packages: they import what the initrd has not (jinja2's
+# sandbox renders templates before the config reaches any media; the initrd reads the
+# rendered config), so they are left out rather than imported at build time and failing.
+HOST_ONLY = ("customizer/config/sandbox.py",)
+
+
 def _copy_package(inst: Installer, src: str, dest: str) -> list[str]:
     """Copy a package's .py and extension files; returns their module names' files."""
     copied = []
     for dirpath, dirnames, filenames in os.walk(src):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for name in sorted(filenames):
+            rel_to_repo = os.path.relpath(os.path.join(dirpath, name), os.path.dirname(src))
+            if rel_to_repo in HOST_ONLY:
+                continue
             if name.endswith((".py", ".so")):
                 rel = os.path.relpath(os.path.join(dirpath, name), src)
                 copied.append(inst.file(os.path.join(dirpath, name), f"{dest}/{rel}", 0o644))
