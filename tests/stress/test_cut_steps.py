@@ -17,6 +17,8 @@ from tests.conftest import REPO, tree_digest
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.root import LocalRoot
 
+from .killharness import copy_tree
+
 sys.path.insert(0, str(REPO / "scripts"))
 import fixture_roots  # noqa: E402
 import yaml  # noqa: E402
@@ -54,13 +56,13 @@ def test_cut_after_each_change_then_rerun_is_one_apply(guest, tmp_path, monkeypa
     monkeypatch.setattr(os, "fsync", lambda fd: None)
     pristine = fixture_roots.build(guest, tmp_path / "pristine")
     done = tmp_path / "done"
-    shutil.copytree(pristine, done, symlinks=True)
+    copy_tree(pristine, done)
     changes = engine.apply(CONFIG, LocalRoot(str(done))).changes
     want = tree_digest(done, skip=JOURNAL)
     wrong = []
     for n in range(1, len(changes)):
         cut = tmp_path / f"cut{n}"
-        shutil.copytree(pristine, cut, symlinks=True)
+        copy_tree(pristine, cut)
         with pytest.raises(Cut) as step:
             engine.apply(CONFIG, LocalRoot(str(cut)), fault=_cut_after(n))
         engine.apply(CONFIG, LocalRoot(str(cut)))

@@ -5,15 +5,19 @@ the cut left it. One test per operation that plans from something it deletes or 
 
 from __future__ import annotations
 
-import shutil
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import tree_digest
+from tests.conftest import REPO, tree_digest
 from tests.unit.test_firstboot import FB, _write, systemd_guest
 from tests.unit.test_selinux import _guest as selinux_guest
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.root import LocalRoot
+
+sys.path.insert(0, str(REPO / "scripts"))
+import fixture_roots  # noqa: E402
 
 JOURNAL = ("var/lib/vmtailor",)
 
@@ -26,7 +30,7 @@ def cut_then_rerun(top, cfg: dict, after: str):
     """Apply cut right after the change to `after`, re-run; return the uninterrupted
     apply's tree and the re-run's (journal left out: it tells the two runs apart)."""
     done = top.parent / (top.name + "-done")
-    shutil.copytree(top, done, symlinks=True)
+    subprocess.run(["cp", "-a", str(top), str(done)], check=True)  # owners too
     engine.apply(config.parse(cfg), LocalRoot(str(done)))
 
     def fault(step: str) -> None:
@@ -68,3 +72,13 @@ def test_cut_before_the_relabel_marker_still_asks_for_relabelling(tmp_path):
     want, got = cut_then_rerun(top, cfg, "/etc/hostname")
     assert got == want
     assert (top / ".autorelabel").exists()
+
+
+def test_cut_after_removing_the_templates_netplan_still_writes_netplan(tmp_path):
+    # "/etc/netplan has config" is how the guest says netplan is its stack
+    top = fixture_roots.build("ubuntu-22.04", tmp_path / "g")
+    net = {"version": 2, "ethernets": {"lan0": {"match": {"macaddress": "52:54:00:12:34:56"},
+                                                "dhcp4": True}}}  # fmt: skip
+    want, got = cut_then_rerun(top, {"network": net}, "/etc/netplan/50-cloud-init.yaml")
+    assert got == want
+    assert (top / "etc/netplan/90-vmtailor.yaml").is_file()
