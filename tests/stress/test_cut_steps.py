@@ -25,10 +25,12 @@ import yaml  # noqa: E402
 
 CONFIG = config.parse(yaml.safe_load((REPO / "tests/stress/config.yaml").read_text()))
 JOURNAL = ("var/lib/vmtailor",)
-CUT_GUESTS = [
-    "debian-12", "rocky-9", "centos-6", "debian-7", "ubuntu-22.04", "opensuse-leap-15.5",
-    "alpine-3.20", "arch", "fedora-40", "centos-7", "sles-11",
-]  # fmt: skip
+# make test: one guest per mechanism that once got this wrong (ssh keys on Debian, the
+# relabel marker on SELinux, netplan found from its own config) and per init system;
+# make stress (VMTAILOR_KILLS >= 1000): every fixture guest
+CUT_GUESTS = ["debian-12", "rocky-9", "centos-6", "ubuntu-22.04", "alpine-3.20"]
+if int(os.environ.get("VMTAILOR_KILLS", "100")) >= 1000:
+    CUT_GUESTS += ["debian-7", "opensuse-leap-15.5", "arch", "fedora-40", "centos-7", "sles-11"]
 
 
 class Cut(Exception):
