@@ -17,12 +17,16 @@ LOG_VAR = "VMTAILOR_KILL_LOG"  # one JSON line per trial, shared by every worker
 
 
 def pytest_configure(config):
-    # set before xdist starts its workers, so they inherit it
-    if not os.environ.get(LOG_VAR) and not hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput"):
+        return
+    path = os.environ.get(LOG_VAR)
+    if not path:
+        # set before xdist starts its workers, so they inherit it
         fd, path = tempfile.mkstemp(prefix="vmtailor-kills-", suffix=".jsonl")
         os.close(fd)
         os.environ[LOG_VAR] = path
-        config._vmtailor_kill_log = path
+        config._vmtailor_kill_log_made = True
+    config._vmtailor_kill_log = path
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +55,8 @@ def pytest_terminal_summary(terminalreporter, config):
     if not path or not Path(path).exists():
         return
     outcomes = [json.loads(line) for line in Path(path).read_text().splitlines() if line]
-    os.unlink(path)
+    if getattr(config, "_vmtailor_kill_log_made", False):
+        os.unlink(path)
     if not outcomes:
         return
     killed = [o for o in outcomes if o["killed"]]

@@ -45,6 +45,7 @@ TEMP_MARK = ".vmtailor-"  # root.py's temp files: .NAME.vmtailor-PID.tmp
 # a fixed day for shadow's "last changed" field, so every run writes the same bytes
 ENV = {**os.environ, "LC_ALL": "C.UTF-8", "SOURCE_DATE_EPOCH": "1767225600"}
 
+CHUNK = 10
 # Each chunk of CHUNK trials has a fixed mix, by the seed's position in its chunk:
 # - "anywhere": apply killed after a delay uniform over one uninterrupted apply's run time
 #   (Python's start-up, planning, the journal, the exit all get their share);
@@ -52,16 +53,18 @@ ENV = {**os.environ, "LC_ALL": "C.UTF-8", "SOURCE_DATE_EPOCH": "1767225600"}
 #   time (the machine is shared and a run's speed varies several times over): once the
 #   journal holds `step` entries, plus a delay within one step's time, so kills land
 #   inside writes as well as between them;
-# - "revert": revert killed after its first change, within the rest of its run time.
-CHUNK = 10
-MIX = ("anywhere",) * 2 + ("journal",) * 6 + ("revert",) * 2
+# - "revert": revert killed once it restored `step` paths, plus a delay within one step;
+# - "revert-end": revert killed within 3 ms of its first change to the journal itself
+#   (journal.json or originals/): a revert cut while removing it must still be re-runnable.
+MIX = ("anywhere",) * 2 + ("journal",) * 5 + ("revert",) * 2 + ("revert-end",)
+END_WINDOW = 0.003
 
 
 @dataclass(frozen=True)
 class Trial:
     seed: int
     guest: str
-    aim: str  # "anywhere" | "journal" (kill apply) | "revert" (kill revert)
+    aim: str  # "anywhere" | "journal" (kill apply) | "revert" | "revert-end" (kill revert)
     fraction: float  # where in the aimed span the kill lands, 0..1
     jitter: float  # "journal": where within one step's time, 0..1
 
@@ -76,7 +79,7 @@ class Trial:
 
     @property
     def command(self) -> str:
-        return "revert" if self.aim == "revert" else "apply"
+        return "revert" if self.aim.startswith("revert") else "apply"
 
     def describe(self, delay: float, mark: str) -> str:
         return (
@@ -255,6 +258,11 @@ def _changed(path: Path):
     return lambda: _signature(path) != before
 
 
+def _any_changed(paths):
+    tests = [_changed(p) for p in paths]
+    return lambda: any(t() for t in tests)
+
+
 # -- one trial -----------------------------------------------------------------------------
 @dataclass
 class Outcome:
@@ -328,7 +336,7 @@ def kill_at(argv: list[str], start, delay: float) -> tuple[bool, float]:
 def run_trial(trial: Trial, ref: Reference, work: Path) -> Outcome:
     work.mkdir(parents=True)
     out = Outcome(trial.seed, trial.guest, trial.aim)
-    if trial.aim == "revert":
+    if trial.command == "revert":
         _revert_trial(trial, ref, work, out)
     else:
         _apply_trial(trial, ref, work, out)
@@ -383,14 +391,19 @@ def _revert_trial(trial: Trial, ref: Reference, work: Path, out: Outcome) -> Non
     # start-up is what the kills of apply aimed "anywhere" already try)
     step = trial.step(len(entries) - 1)
     out.mark = f"it restored {step + 1} of {len(entries)} paths"
+    if trial.aim == "revert-end":
+        out.mark = "it first changed the journal (journal.json or originals/)"
     for attempt in range(ATTEMPTS):
         if attempt:
             shutil.rmtree(tree)
         copy_tree(ref.applied, tree)
-        watched = tree / entries[-1 - step]["path"].lstrip("/")
-        span = (ref.revert_total - ref.revert_first) / len(entries)
-        out.delay = trial.jitter * span / 2**attempt
-        changed = _changed(watched)
+        if trial.aim == "revert-end":
+            changed = _any_changed(tree / JOURNAL_DIR / n for n in ("journal.json", "originals"))
+            out.delay = trial.jitter * END_WINDOW / 2**attempt
+        else:
+            changed = _changed(tree / entries[-1 - step]["path"].lstrip("/"))
+            span = (ref.revert_total - ref.revert_first) / len(entries)
+            out.delay = trial.jitter * span / 2**attempt
         out.killed, _ = kill_at(cli("revert", "--root", str(tree)), changed, out.delay)
         if out.killed:
             break
