@@ -233,7 +233,9 @@ def build_reference(guest: str, work: Path, runs: int = 2) -> Reference:
         proc, t0, first = start_and_watch(cli("revert", "--root", str(tree)),
                                           _changed(watched))  # fmt: skip
         if proc.wait() != 0 or first is None:
-            raise AssertionError(f"{guest}: uninterrupted revert failed")
+            raise AssertionError(f"{guest}: an uninterrupted revert failed")
+        if diff := differences(tree_digest(pristine), tree_digest(tree)):
+            raise AssertionError(f"{guest}: an uninterrupted revert left {'; '.join(diff)}")
         rtotals.append(time.monotonic() - t0)
         rfirsts.append(first)
         shutil.rmtree(tree)
