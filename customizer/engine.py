@@ -67,7 +67,11 @@ def plan(
             raise
         log.info("[finished] %s", op.name)
     changes = ctx.plan.changes()
-    if guest.selinux_active() and any(c.action in ("create", "mkdir", "symlink") for c in changes):
+    created = any(c.action in ("create", "mkdir", "symlink") for c in changes)
+    # a cut-off run's creations count too: its re-run creates nothing new, and the
+    # relabel marker, planned last, is what the cut may have kept from the disk
+    created = created or any(root.lexists(path) for path in unfinished)
+    if guest.selinux_active() and created:
         # New files have no label we can know offline: relabel at next boot.
         ctx.plan.write("/.autorelabel", b"")
         ctx.warnings.append("SELinux guest: new files get labelled at next boot (/.autorelabel)")

@@ -52,11 +52,13 @@ def rewrite_hosts(text: str, address: str, short: str, fqdn: str, old: str | Non
 def plan(ctx: Context) -> None:
     short, fqdn, old = names(ctx)
     family = ctx.guest.family
-    ctx.plan.write("/etc/hostname", short + "\n")
+    # /etc/hosts first: the old name it loses is read from the files written after it, so
+    # a run cut off in between still finds the old name when it is run again
     hosts = ctx.plan.read_text("/etc/hosts")
     if hosts is None:
         hosts = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
     ctx.plan.write("/etc/hosts", rewrite_hosts(hosts, family.hosts_address, short, fqdn, old))
+    ctx.plan.write("/etc/hostname", short + "\n")
     info = ctx.plan.read_text("/etc/machine-info")
     if info is not None and re.search(r"^PRETTY_HOSTNAME=", info, re.M):
         ctx.plan.write(

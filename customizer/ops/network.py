@@ -60,6 +60,13 @@ def plan(ctx: Context) -> None:
     renderer = RENDERERS[name]
     ctx.log.info("network: writing %s config (%s)", name, why)
     facts = guest_facts(ctx)
+    files = renderer.render(state, facts)
+    # Ours are staged before the template's config is cleaned away, because the journal
+    # keeps the plan's order and which stack is enabled is read from that config (netplan:
+    # "/etc/netplan has config"): a run cut off between removing the template's files and
+    # writing ours would be re-planned for another stack. Staged again after the cleaning,
+    # which may take a file of ours for a stale one (as one from an earlier config is).
+    _write(ctx, files, facts)
     renderer.clean_stale(ctx.plan, state, facts)
     # cloud-init on a clone renders its own network at first boot, over ours, whatever
     # the stack
@@ -67,14 +74,7 @@ def plan(ctx: Context) -> None:
     if ctx.plan.exists(PERSISTENT_NET):
         # the template's NICs pinned by MAC: the clone's would get other names
         ctx.plan.delete(PERSISTENT_NET)
-    files = renderer.render(state, facts)
-    for path, file in files.items():
-        if path == "/etc/resolv.conf" and facts.resolv_conf == "symlink":
-            continue  # owned by resolved/NM/resolvconf; the stack's own DNS keys carry it
-        parent = posixpath.dirname(path)
-        if not ctx.plan.is_dir(parent):
-            ctx.plan.mkdir(parent)
-        ctx.plan.write(path, file.content, file.mode, 0, 0)
+    _write(ctx, files, facts)
     if facts.resolv_conf == "symlink" and facts.resolved and not _hands_dns_to_resolved(name):
         dropin = dns.resolved_dropin(state)
         if dropin:
@@ -82,6 +82,16 @@ def plan(ctx: Context) -> None:
             ctx.plan.write(dropin[0], dropin[1].content, dropin[1].mode, 0, 0)
     ctx.warnings.extend(naming.name_warnings(state, predictable_names(ctx)))
     ctx.warnings.extend(renderer.warnings(ctx.plan, state, facts))
+
+
+def _write(ctx: Context, files: dict, facts: GuestFacts) -> None:
+    for path, file in files.items():
+        if path == "/etc/resolv.conf" and facts.resolv_conf == "symlink":
+            continue  # owned by resolved/NM/resolvconf; the stack's own DNS keys carry it
+        parent = posixpath.dirname(path)
+        if not ctx.plan.is_dir(parent):
+            ctx.plan.mkdir(parent)
+        ctx.plan.write(path, file.content, file.mode, 0, 0)
 
 
 def _hands_dns_to_resolved(stack: str) -> bool:

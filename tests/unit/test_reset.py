@@ -150,9 +150,19 @@ def test_guest_that_regenerates_keys_gets_no_script(tmp_path):
     assert not (top / "usr/lib/vmtailor").exists()
 
 
-def test_no_host_keys_no_change(tmp_path):
+def test_ssh_server_without_keys_gets_them_made_at_first_boot(tmp_path):
+    # keys removed already (by hand, or by a run cut off after deleting them): the clone
+    # still needs keys, and a second run changes nothing more
     top = systemd_guest(tmp_path)
     _write(top, "etc/ssh/sshd_config", "Port 22\n")
+    reset(top, "ssh-host-keys")
+    assert queued(top) == ["00-vmtailor-ssh-host-keys"]
+    assert reset(top, "ssh-host-keys").changes == []
+
+
+def test_no_ssh_server_no_change(tmp_path):
+    top = systemd_guest(tmp_path)
+    _write(top, "etc/ssh/ssh_config", "Host *\n")  # the client alone
     result = reset(top, "ssh-host-keys")
     assert result.changes == []
     assert not (top / "usr/lib/vmtailor").exists()

@@ -3,6 +3,11 @@
 The keys are deleted like virt-sysprep does. Most guests make missing keys when sshd
 starts (detect.py looks for how); on the others (Debian, Ubuntu) a first-boot script
 makes them and restarts sshd, which may have failed to start without them.
+
+The script is queued whenever the guest has an ssh server, keys or no keys: the keys are
+deleted before the script is written (the journal keeps the plan's order), so a run cut
+off in between leaves no keys, and its re-run must still queue the script. (A template
+whose keys were removed already needs the script just as much.)
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from ...context import Context
 from . import reset_item
 
 SSH_DIR = "/etc/ssh"
+# what says an ssh server is installed; none of it is something this apply deletes
+SSHD = ("/usr/sbin/sshd", "/sbin/sshd", f"{SSH_DIR}/sshd_config")
 # ssh_host_key (protocol 1), ssh_host_<type>_key, their .pub and -cert.pub
 HOST_KEY = re.compile(r"ssh_host_([a-z0-9]+_)?key(\.pub|-cert\.pub)?")
 
@@ -61,7 +68,8 @@ def plan(ctx: Context) -> None:
     keys = [name for name in p.listdir(SSH_DIR) if HOST_KEY.fullmatch(name)]
     for name in keys:
         p.delete(f"{SSH_DIR}/{name}")
-    if keys and not ctx.guest.ssh_regenerates_host_keys:
+    has_server = bool(keys) or any(p.exists(path) for path in SSHD)
+    if has_server and not ctx.guest.ssh_regenerates_host_keys:
         ctx.firstboot.append(
             FirstbootScript(name="vmtailor-ssh-host-keys", script=REGENERATE_SH, priority=0)
         )
