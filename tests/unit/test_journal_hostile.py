@@ -70,6 +70,15 @@ def _set(path: str, key: str, value) -> Callable:
     return mutate
 
 
+def _share_backup(path: str, other: str) -> Callable:
+    """`path` names `other`'s backup as its own (whichever was journaled first)."""
+
+    def mutate(data, top):
+        _entry(data, path)["backup"] = _entry(data, other)["backup"]
+
+    return mutate
+
+
 def _top(key: str, value) -> Callable:
     def mutate(data, top):
         data[key] = value
@@ -246,7 +255,7 @@ CASES: dict[str, Callable] = {
     "backup-dotdot": _set("/etc/hostname", "backup", f"/{ORIG}/../../../../etc/shadow"),
     "backup-host-path": _set("/etc/hostname", "backup", "/../../sentinel/originals/00000"),
     "backup-bad-name": _set("/etc/hostname", "backup", f"/{ORIG}/x"),
-    "backup-shared": _set("/etc/hosts", "backup", f"/{ORIG}/00000"),
+    "backup-shared": _share_backup("/etc/hosts", "/etc/hostname"),
     "backup-sha-mismatch": _tree(_forged_motd_backup),
     "backup-size-mismatch": _set("/etc/hostname", "size", 3),
     "backup-missing": _tree(lambda t: os.unlink(t / ORIG / "00000")),
