@@ -189,7 +189,8 @@ class Journal:
 
     # -- leftovers of a killed run ----------------------------------------------------
     def touched_dirs(self) -> set[str]:
-        dirs = {"/", JOURNAL_DIR, ORIGINALS}  # "/": DIRS_MARKER's temp file
+        # "/": DIRS_MARKER's temp file; the journal's parents: a killed mkdir of its chain
+        dirs = {"/", *JOURNAL_PARENTS, JOURNAL_DIR, ORIGINALS}
         if self.data:
             dirs.update(posixpath.dirname(e["path"]) for e in self.data["entries"])
         return dirs
@@ -241,10 +242,10 @@ class Journal:
         return list(reversed(missing))
 
     def _half_made_folder(self) -> list[str] | None:
-        """The folders a first run killed before it could save journal.json made (deepest
-        first), or None. Its own folder holds nothing but an empty originals/ and temp
-        files; a parent counts as made with it when it holds nothing but that chain (a
-        real guest's /var/lib holds much else; a guest whose /var/lib was empty loses it)."""
+        """[JOURNAL_DIR] when a first run killed before it could save journal.json left
+        its folder — nothing in it but an empty originals/ and temp files — or None. The
+        parents such a run made are named in DIRS_MARKER, written before it made them:
+        an empty /var/lib is no evidence that vmtailor made it."""
         root = self.root
         if root.resolve_parent(JOURNAL_FILE) != JOURNAL_FILE or not plain_dir(root, JOURNAL_DIR):
             return None
@@ -255,24 +256,27 @@ class Journal:
                     continue
             if not is_temp(root, path):
                 return None
-        chain = [JOURNAL_DIR]
-        for parent in reversed(JOURNAL_PARENTS):
-            if not plain_dir(root, parent) or root.listdir(parent) != [
-                posixpath.basename(chain[-1])
-            ]:
-                break
-            chain.append(parent)
-        return chain
+        return [JOURNAL_DIR]
 
     def begin(self, config_digest: str) -> None:
+        root = self.root
         try:
             # looked for before _ensure_dir makes a fresh (empty) folder
             left = self._half_made_folder() if self.data is None else None
+            listed = _read_marker(root) or []
+            missing = [d for d in JOURNAL_PARENTS if root.lstat(d) is None]
+            if missing:
+                # the intent first: a run killed between these mkdirs and journal.json
+                # leaves folders that only this marker says are vmtailor's
+                intent = [d for d in JOURNAL_PARENTS if d in {*missing, *listed}]
+                root.write_bytes(DIRS_MARKER, json.dumps(intent).encode(), 0o600, 0, 0)
+                self.fault("write marker")
+                listed = intent
             made = self._ensure_dir(ORIGINALS)
         except RootError as exc:
             raise JournalError(f"cannot create the journal: {exc}") from None
         if self.data is None:
-            ours = set(made) | set(left or ())
+            ours = {*made, *(left or ()), *listed}
             self.data = {
                 "format": FORMAT,
                 "entries": [],
@@ -287,6 +291,10 @@ class Journal:
         )
         self._save()
         self.fault("begin")
+        if root.lexists(DIRS_MARKER):
+            # journal.json holds the folders now (an applying run never has a revert's)
+            root.remove(DIRS_MARKER)
+            self.fault("remove marker")
 
     def record(self, path: str, secret: bool = False) -> None:
         """Save what `path` is now, unless an earlier run already saved its original."""
@@ -398,10 +406,13 @@ class Journal:
         made hold nothing else then, and are removed."""
         root = self.root
         try:
+            # a first run killed while making the journal's folder leaves only a temp one
+            swept = self.sweep()
             chain = self._half_made_folder() or []
             listed = _read_marker(root)
+            if not chain and listed is None and swept:
+                return RevertResult([], swept, [])
             if chain or listed is not None:
-                self.sweep()
                 if root.lexists(ORIGINALS):
                     root.remove(ORIGINALS)
                 for d in chain:

@@ -44,9 +44,13 @@ def plain_dir(root: Root, path: str) -> bool:
 
 
 def is_temp(root: Root, path: str) -> bool:
+    """A killed write's temp file, or a killed mkdir's folder (empty: nothing is put in one
+    before it has its name)."""
     if not TEMP_NAME.match(posixpath.basename(path)):
         return False
     st = root.lstat(path)
+    if st is not None and st.kind == "dir":
+        return not root.listdir(path)
     return st is not None and st.kind == "file"
 
 

@@ -581,12 +581,27 @@ class LocalRoot(Root):
         return dfd, name
 
     def mkdir(self, path, mode=0o755, uid=0, gid=0) -> None:
+        # Made under the temp name, given its owner and mode, then renamed: a kill between
+        # mkdir and chmod must not leave a root-owned 0700 folder that a re-run takes as
+        # finished. An empty leftover under the temp name is swept like a temp file.
         dfd, name = self._at_parent(path)
+        tmp = temp_name(name)
+        made = False
         try:
-            os.mkdir(name, 0o700, dir_fd=dfd)
-            os.chown(name, uid, gid, dir_fd=dfd, follow_symlinks=False)
-            os.chmod(name, mode, dir_fd=dfd, follow_symlinks=True)
+            if _lexists_at(dfd, name):  # rename() would replace an empty directory there
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+            os.mkdir(tmp, 0o700, dir_fd=dfd)
+            made = True
+            os.chown(tmp, uid, gid, dir_fd=dfd, follow_symlinks=False)
+            os.chmod(tmp, mode, dir_fd=dfd, follow_symlinks=True)
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            made = False
         except OSError as exc:
+            if made:
+                try:
+                    os.rmdir(tmp, dir_fd=dfd)
+                except OSError:
+                    pass
             raise self._fail("create directory", path, exc) from None
         finally:
             os.close(dfd)
@@ -644,6 +659,14 @@ class LocalRoot(Root):
             if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 return
             raise self._fail("label", path, exc) from None
+
+
+def _lexists_at(dfd: int, name: str) -> bool:
+    try:
+        os.lstat(name, dir_fd=dfd)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def copy_fd(src: int, dst: int) -> None:

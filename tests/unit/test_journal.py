@@ -67,7 +67,9 @@ def _cut_at(step: int):
 
 def test_every_step_is_journaled(tmp_path):
     steps = _steps(tmp_path)
-    assert steps[0] == "begin" and steps[-1] == "finish"
+    # this guest has no /var: the marker naming the folders vmtailor makes comes first
+    assert steps[:3] == ["write marker", "begin", "remove marker"], steps[:3]
+    assert steps[-1] == "finish"
     # an original is saved before each changed path is touched
     for i, step in enumerate(steps):
         if step.startswith("apply "):

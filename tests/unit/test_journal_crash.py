@@ -64,10 +64,11 @@ def _count(tmp_path: Path, what: str) -> int:
 
 
 def _temp_files(top: Path) -> list[str]:
+    """Temp files a killed write left, and the folders a killed mkdir left."""
     return [
         str(Path(d, f).relative_to(top))
-        for d, _, files in os.walk(top)
-        for f in files
+        for d, dirs, files in os.walk(top)
+        for f in [*files, *dirs]
         if journal.TEMP_NAME.match(f)
     ]
 
@@ -169,3 +170,25 @@ def test_apply_refuses_a_guest_whose_revert_was_cut_off(tmp_path):
     assert tree_digest(top) == before
     engine.revert(LocalRoot(str(top)))
     assert tree_digest(top) == tree_digest(_guest(tmp_path / "pristine"))
+
+
+def test_a_guests_own_empty_var_lib_survives_a_first_run_killed_anywhere(tmp_path):
+    """An empty /var/lib is the guest's, not evidence of vmtailor: a first apply killed
+    while making its journal folder, then reverted, leaves /var/lib where it was."""
+
+    def guest(top: Path) -> Path:
+        _guest(top)
+        (top / "var/lib").mkdir(parents=True)
+        return top
+
+    pristine = tree_digest(guest(tmp_path / "pristine"))
+    assert "var/lib" in pristine
+    for k in range(12):  # the journal's folder, journal.json and the first changes
+        top = guest(tmp_path / f"k{k}")
+        _in_child(top, "apply", k)
+        try:
+            engine.revert(LocalRoot(str(top)))
+        except journal.JournalError as exc:
+            assert "nothing to revert" in str(exc), (k, exc)
+        assert tree_digest(top) == pristine, f"revert after kill {k}"
+        shutil.rmtree(top)
