@@ -19,6 +19,35 @@ BOND_MODES = (
 )  # fmt: skip
 
 
+def _out_of_scope(what: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """Keys netplan knows that describe no VM guest's network: refused by name, so a
+    user reads why (not 'unknown key') before anything is touched."""
+    return {
+        key: f"{what} are out of vmtailor's scope (a VM guest's network: ethernets, "
+        "bonds, bridges and VLANs)"
+        for key in keys
+    }
+
+
+# netplan sections and per-NIC keys for hardware and overlays a VM guest doesn't have
+NETWORK_OUT_OF_SCOPE = {
+    **_out_of_scope("Wi-Fi networks", ("wifis",)),
+    **_out_of_scope("mobile broadband modems", ("modems",)),
+    **_out_of_scope("tunnels (GRE, SIT, VXLAN, WireGuard, ...)", ("tunnels",)),
+    **_out_of_scope("VRFs", ("vrfs",)),
+    **_out_of_scope("Open vSwitch settings", ("openvswitch",)),
+    **_out_of_scope("NetworkManager pass-through devices", ("nm-devices",)),
+    **_out_of_scope("dummy and veth devices", ("dummy-devices", "virtual-ethernets")),
+}
+NIC_OUT_OF_SCOPE = {
+    **_out_of_scope("Open vSwitch settings", ("openvswitch",)),
+    **_out_of_scope("802.1X authentication settings", ("auth",)),
+    **_out_of_scope("InfiniBand settings", ("infiniband-mode",)),
+    **_out_of_scope("SR-IOV settings", ("link", "virtual-function-count",
+                                         "embedded-switch-mode", "delay-virtual-functions-rebind")),
+}  # fmt: skip
+
+
 def _renderers() -> list[str]:
     from ..network.renderers import RENDERERS
 
@@ -85,6 +114,8 @@ class Nameservers:
 class Interface:
     """What every kind of interface can have."""
 
+    __rejected_keys__ = _out_of_scope("Open vSwitch settings", ("openvswitch",))
+
     dhcp4: bool = spec("get an IPv4 address by DHCP", default=False)
     dhcp6: bool = spec("get an IPv6 address by DHCPv6", default=False)
     addresses: list[str] = spec("static addresses in CIDR form", factory=list, check=_cidr)
@@ -105,6 +136,8 @@ class Interface:
 @dataclass(kw_only=True)
 class Ethernet(Interface):
     """A physical NIC."""
+
+    __rejected_keys__ = NIC_OUT_OF_SCOPE
 
     match: Match | None = spec("select the NIC by MAC or name (default: by the key)",
                                default=None)  # fmt: skip
@@ -146,6 +179,8 @@ class Vlan(Interface):
 @dataclass(kw_only=True)
 class Network:
     """Network configuration in netplan / cloud-init v2 format."""
+
+    __rejected_keys__ = NETWORK_OUT_OF_SCOPE
 
     version: Literal[2] = spec("format version; only 2 (netplan) is accepted", default=2)
     renderer: str | None = spec(

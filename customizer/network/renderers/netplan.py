@@ -47,6 +47,9 @@ def _yaml(mapping: dict, indent: int = 0) -> list[str]:
             continue
         key = _scalar(name)  # interface keys may be "10" or "eth0:1"
         if isinstance(value, dict):
+            # a NIC with nothing set (a bond member, a VLAN's parent) must still be a
+            # mapping: `enp3s0:` alone is null, and netplan then rejects the whole file
+            value = {k: v for k, v in value.items() if v is not None}
             lines.append(f"{pad}{key}:" + ("" if value else " {}"))
             lines.extend(_yaml(value, indent + 1))
         elif isinstance(value, list):

@@ -38,10 +38,18 @@ def _match(dev: Device) -> list[tuple[str, object]]:
     return items
 
 
+def _is_primary(member: Device, state: NetworkState) -> bool:
+    bond = next(d for d in state.by_kind("bond") if d.name == member.bond_master)
+    return bond.bond_params.get("primary") == member.key  # the config names it by key
+
+
 def _network(dev: Device, state: NetworkState) -> str:
     net: list[tuple[str, object]] = []
     if dev.bond_master:
         net.append(("Bond", dev.bond_master))
+        # the bond's primary is a member's setting in networkd, not the bond's
+        if _is_primary(dev, state):
+            net.append(("PrimarySlave", True))
     else:
         net.append(("DHCP", _dhcp(dev)))
         net.extend(("Address", str(a)) for a in dev.addresses)

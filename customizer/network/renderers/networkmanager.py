@@ -31,6 +31,9 @@ BOND_OPTIONS = {  # netplan name -> kernel/NM option name
 }
 
 Section = tuple[str, list[tuple[str, object]]]
+# the methods under which libnm (1.42, Debian 12; EL 9) accepts dns= and dns-search=
+CARRIES_DNS = ("auto", "manual")
+GLOBAL_DNS = "/etc/NetworkManager/conf.d/90-vmtailor-dns.conf"
 
 
 def connection_uuid(name: str) -> str:
@@ -99,12 +102,12 @@ def _method(dev: Device, version: int) -> str:
         return "auto"
     if addresses or routes:
         return "manual"  # no SLAAC address next to the static one
-    if dns and dev.accept_ra is None:
-        # NM allows dns= only on a configured family; auto gives what the kernel
-        # would do for an unmanaged link (SLAAC from router adverts), which reaches it
-        return "auto"
+    if dns or dev.accept_ra is False:
+        # DNS alone asks for no address: SLAAC stays off, as in netplan and cloud-init
+        # (the servers go to the global DNS drop-in, see global_dns)
+        return "link-local"
     # no IPv6 config: leave IPv6 to the kernel, as netplan's NM backend does
-    return "link-local" if dev.accept_ra is False else "ignore"
+    return "ignore"
 
 
 def _ip(dev: Device, version: int, method: str, search: bool) -> list[tuple[str, object]]:
@@ -122,7 +125,7 @@ def _ip(dev: Device, version: int, method: str, search: bool) -> list[tuple[str,
         items.append((f"route{i}", _route(route)))
         if route.on_link:
             items.append((f"route{i}_options", "onlink=true"))
-    if method in ("auto", "manual"):  # NM rejects the whole profile otherwise
+    if method in CARRIES_DNS:  # NM rejects the whole profile otherwise
         dns = [str(a) for a in dev.dns if a.version == version]
         items.append(("dns", _nm_list(dns) or None))
         if search and dev.search:
@@ -141,13 +144,37 @@ def keyfile(dev: Device, state: NetworkState) -> str:
     if not dev.bond_master:  # a bond member carries no IP config of its own
         v4, v6 = _method(dev, 4), _method(dev, 6)
         sections.append(("ipv4", _ip(dev, 4, v4, search=True)))
-        sections.append(("ipv6", _ip(dev, 6, v6, search=v4 == "disabled")))
+        sections.append(("ipv6", _ip(dev, 6, v6, search=v4 not in CARRIES_DNS)))
     chunks = [HEADER]
     for name, items in sections:
         lines = [f"{k}={v}" for k, v in items if v is not None]
         if lines or name == "ethernet" and dev.kind == "ethernet":  # as NM writes it
             chunks.append("\n".join([f"[{name}]", *lines]) + "\n")
     return "\n".join(chunks)
+
+
+def _strands_dns(dev: Device) -> bool:
+    """Does the device have DNS that no family of its profile can carry? (A family with
+    no address, DHCP or router adverts: libnm refuses dns= under link-local/disabled.)"""
+    if dev.bond_master:
+        return False
+    carried = {v for v in (4, 6) if _method(dev, v) in CARRIES_DNS}
+    return any(a.version not in carried for a in dev.dns) or bool(dev.search and not carried)
+
+
+def global_dns(state: NetworkState) -> File | None:
+    """NM's global DNS, when some device's DNS can't sit in its profile: netplan puts it
+    under method=link-local, which libnm rejects, losing the whole profile. Global DNS
+    replaces every profile's DNS, so it holds all of the config's servers and domains."""
+    if not any(_strands_dns(dev) for dev in state.devices):
+        return None
+    lines = [HEADER.rstrip("\n"), "[global-dns]"]
+    if state.search:
+        lines.append("searches=" + ",".join(state.search))
+    lines.append("\n[global-dns-domain-*]")  # NM wants the default domain declared
+    if state.dns:
+        lines.append("servers=" + ",".join(str(a) for a in state.dns))
+    return File("\n".join(lines) + "\n")
 
 
 @register
@@ -162,7 +189,18 @@ class NetworkManager(Renderer):
         }
         if rules := naming.udev_rules(state):
             files[rules[0]] = rules[1]
+        if (dns := global_dns(state)) is not None:
+            files[GLOBAL_DNS] = dns
         return files
+
+    def warnings(self, plan: Plan, state: NetworkState, facts: GuestFacts) -> list[str]:
+        if global_dns(state) is None or not any(d.dhcp4 or d.dhcp6 for d in state.devices):
+            return []
+        return [
+            "network: NetworkManager keeps DNS only on a profile with an address of that "
+            "family, so the config's nameservers are NetworkManager's global DNS: the DNS "
+            "servers DHCP offers are not used"
+        ]
 
     def clean_stale(self, plan: Plan, state: NetworkState, facts: GuestFacts) -> None:
         """Remove the template's profiles for the NICs this config owns or for MACs the
@@ -192,6 +230,8 @@ class NetworkManager(Renderer):
             if _parents(kf) & gone:
                 plan.delete(path)
         _clean_ifcfg(plan, state)
+        if GLOBAL_DNS not in ours and plan.is_file(GLOBAL_DNS):
+            plan.delete(GLOBAL_DNS)  # an earlier config's
         text = plan.read_text(CLOUD_INIT_CONF) if plan.is_file(CLOUD_INIT_CONF) else None
         kf = _parse(text)
         if kf is not None and kf.get("main", "dns", fallback="").strip() == "none":
