@@ -169,6 +169,35 @@ class Bond(Interface):
 
 
 @dataclass(kw_only=True)
+class BridgeParameters:
+    """Bridge options, as netplan spells them; times in seconds."""
+
+    ageing_time: int | None = spec("seconds a learned MAC address is kept", default=None,
+                                   key="ageing-time", minimum=0)  # fmt: skip
+    priority: int | None = spec("bridge priority in root election (lower wins)", default=None,
+                                minimum=0, maximum=65535)  # fmt: skip
+    port_priority: dict[str, int] = spec("per member: port priority (0-63)", factory=dict,
+                                         key="port-priority")  # fmt: skip
+    forward_delay: int | None = spec("seconds in listening and learning states (STP)",
+                                     default=None, key="forward-delay", minimum=0)  # fmt: skip
+    hello_time: int | None = spec("seconds between hello packets (STP)", default=None,
+                                  key="hello-time", minimum=0)  # fmt: skip
+    max_age: int | None = spec("seconds a hello packet is valid (STP)", default=None,
+                               key="max-age", minimum=0)  # fmt: skip
+    path_cost: dict[str, int] = spec("per member: STP path cost", factory=dict,
+                                     key="path-cost")  # fmt: skip
+    stp: bool | None = spec("run the spanning tree protocol", default=None)
+
+
+@dataclass(kw_only=True)
+class Bridge(Interface):
+    """A bridge over ethernets, bonds or VLANs."""
+
+    interfaces: list[str] = spec("member interfaces (their keys)", factory=list)
+    parameters: BridgeParameters | None = spec("bridge options", default=None)
+
+
+@dataclass(kw_only=True)
 class Vlan(Interface):
     """An 802.1Q VLAN on top of another interface."""
 
@@ -190,6 +219,7 @@ class Network:
     )
     ethernets: dict[str, Ethernet] = spec("physical NICs by logical name", factory=dict)
     bonds: dict[str, Bond] = spec("bonded interfaces by name", factory=dict)
+    bridges: dict[str, Bridge] = spec("bridges by name", factory=dict)
     vlans: dict[str, Vlan] = spec("VLAN interfaces by name", factory=dict)
 
     def all(self) -> list[tuple[str, str, Interface]]:
@@ -197,6 +227,7 @@ class Network:
         return [
             *(("ethernets", k, v) for k, v in self.ethernets.items()),
             *(("bonds", k, v) for k, v in self.bonds.items()),
+            *(("bridges", k, v) for k, v in self.bridges.items()),
             *(("vlans", k, v) for k, v in self.vlans.items()),
         ]
 
@@ -206,25 +237,12 @@ class Network:
             if names.count(name) > 1:
                 raise ConfigError(path, f"interface name {name!r} is used twice")
         _check_macs(self, path)
-        for key, bond in self.bonds.items():
-            for i, member in enumerate(bond.interfaces):
-                if member not in self.ethernets:
-                    raise ConfigError(
-                        (*path, "bonds", key, "interfaces", i),
-                        f"bond member {member!r} is not defined under ethernets",
-                    )
-                eth = self.ethernets[member]
-                if eth.addresses or eth.dhcp4 or eth.dhcp6:
-                    raise ConfigError(
-                        (*path, "ethernets", member),
-                        f"{member!r} is a member of bond {key!r}: give addresses/dhcp to the "
-                        "bond, not to its members",
-                    )
+        _check_members(self, path)
         for key, vlan in self.vlans.items():
-            if vlan.link not in self.ethernets and vlan.link not in self.bonds:
+            if not any(vlan.link in s for s in (self.ethernets, self.bonds, self.bridges)):
                 raise ConfigError(
                     (*path, "vlans", key, "link"),
-                    f"vlan link {vlan.link!r} is not defined under ethernets or bonds",
+                    f"vlan link {vlan.link!r} is not defined under ethernets, bonds or bridges",
                 )
         defaults: dict[int, list[str]] = {4: [], 6: []}
         for section, key, iface in self.all():
@@ -239,6 +257,43 @@ class Network:
                     f"IPv{family} default route on {len(owners)} interfaces "
                     f"({', '.join(owners)}): keep it on one, or give each a different metric",
                 )
+
+
+def _check_members(net: Network, path: Path) -> None:
+    """Bond members are ethernets; bridge members ethernets, bonds or VLANs; each belongs
+    to one bond or bridge at most, and carries no addresses of its own."""
+    owner: dict[str, str] = {}
+    kinds = {"bonds": ("ethernets",), "bridges": ("ethernets", "bonds", "vlans")}
+    for section, allowed in kinds.items():
+        for key, dev in getattr(net, section).items():
+            what = section[:-1]
+            for i, member in enumerate(dev.interfaces):
+                where = (*path, section, key, "interfaces", i)
+                found = next((s for s in allowed if member in getattr(net, s)), None)
+                if found is None:
+                    raise ConfigError(
+                        where, f"{what} member {member!r} is not defined under "
+                        f"{', '.join(allowed[:-1])}{' or ' * (len(allowed) > 1)}{allowed[-1]}",
+                    )  # fmt: skip
+                if member in owner:
+                    raise ConfigError(where, f"{member!r} is already a member of {owner[member]}")
+                owner[member] = f"{what} {key!r}"
+                iface = getattr(net, found)[member]
+                if iface.addresses or iface.dhcp4 or iface.dhcp6:
+                    raise ConfigError(
+                        (*path, found, member),
+                        f"{member!r} is a member of {what} {key!r}: give addresses/dhcp to "
+                        f"the {what}, not to its members",
+                    )
+    for key, bridge in net.bridges.items():
+        params = bridge.parameters
+        for option in ("port_priority", "path_cost"):
+            for member in getattr(params, option) if params else {}:
+                if member not in bridge.interfaces:
+                    raise ConfigError(
+                        (*path, "bridges", key, "parameters", option.replace("_", "-"), member),
+                        f"{member!r} is not a member of bridge {key!r}",
+                    )
 
 
 def _check_macs(net: Network, path: Path) -> None:

@@ -7,7 +7,7 @@ import fnmatch
 import ipaddress
 from dataclasses import dataclass, field
 
-from ..config.network import Bond, Ethernet, Network
+from ..config.network import Bond, Bridge, Ethernet, Network
 from ..config.network import Interface as ConfigInterface
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -46,7 +46,7 @@ class Device:
     gets via set-name); `key` is its key in the config."""
 
     key: str
-    kind: str  # "ethernet", "bond" or "vlan"
+    kind: str  # "ethernet", "bond", "bridge" or "vlan"
     name: str
     mac: str | None = None  # match by MAC (lower case)
     set_name: str | None = None  # rename the matched NIC to `name`
@@ -65,8 +65,18 @@ class Device:
     bond_members: tuple[str, ...] = ()  # kernel names of member ethernets
     bond_master: str | None = None  # for a bond member: the bond's kernel name
     bond_params: dict[str, str | int] = field(default_factory=dict)
+    bridge_members: tuple[str, ...] = ()  # kernel names of member interfaces
+    bridge_master: str | None = None  # for a bridge port: the bridge's kernel name
+    bridge_params: dict[str, int | bool] = field(default_factory=dict)  # netplan's names
+    port_cost: int | None = None  # for a bridge port: its STP path cost
+    port_priority: int | None = None
     vlan_id: int | None = None
     vlan_link: str | None = None  # kernel name of the underlying device
+
+    @property
+    def is_port(self) -> bool:
+        """A bond member or bridge port: it carries no IP configuration of its own."""
+        return self.bond_master is not None or self.bridge_master is not None
 
     @property
     def name_unknown(self) -> bool:
@@ -170,9 +180,9 @@ def _ethernet_name(key: str, eth: Ethernet) -> str:
 def build_state(net: Network) -> NetworkState:
     """Resolve the config into devices; the config was validated, so this cannot fail."""
     names = {key: _ethernet_name(key, eth) for key, eth in net.ethernets.items()}
-    names.update({key: key for key in net.bonds})
-    names.update({key: key for key in net.vlans})
+    names.update({key: key for key in [*net.bonds, *net.bridges, *net.vlans]})
     master = {m: bond for bond, b in net.bonds.items() for m in b.interfaces}
+    bridge_of = {m: br for br, b in net.bridges.items() for m in b.interfaces}
     devices = []
     for key, eth in net.ethernets.items():
         match = eth.match
@@ -186,6 +196,7 @@ def build_state(net: Network) -> NetworkState:
                 driver=match.driver if match else None,
                 set_name=eth.set_name,
                 bond_master=names[master[key]] if key in master else None,
+                **_port(net, key, bridge_of),
                 **_common(eth),
             )
         )
@@ -197,7 +208,19 @@ def build_state(net: Network) -> NetworkState:
                 name=key,
                 bond_members=tuple(names[m] for m in bond.interfaces),
                 bond_params=_bond_params(bond),
+                **_port(net, key, bridge_of),
                 **_common(bond),
+            )
+        )
+    for key, bridge in net.bridges.items():
+        devices.append(
+            Device(
+                key=key,
+                kind="bridge",
+                name=key,
+                bridge_members=tuple(names[m] for m in bridge.interfaces),
+                bridge_params=_bridge_params(bridge),
+                **_common(bridge),
             )
         )
     for key, vlan in net.vlans.items():
@@ -208,10 +231,36 @@ def build_state(net: Network) -> NetworkState:
                 name=key,
                 vlan_id=vlan.id,
                 vlan_link=names[vlan.link],
+                **_port(net, key, bridge_of),
                 **_common(vlan),
             )
         )
     return NetworkState(tuple(devices))
+
+
+def _port(net: Network, key: str, bridge_of: dict[str, str]) -> dict:
+    """A bridge port's settings: its bridge, and the per-port values the bridge sets."""
+    if key not in bridge_of:
+        return {}
+    params = net.bridges[bridge_of[key]].parameters
+    return {
+        "bridge_master": bridge_of[key],
+        "port_cost": params.path_cost.get(key) if params else None,
+        "port_priority": params.port_priority.get(key) if params else None,
+    }
+
+
+BRIDGE_PARAMS = ("ageing_time", "priority", "forward_delay", "hello_time", "max_age", "stp")
+
+
+def _bridge_params(bridge: Bridge) -> dict[str, int | bool]:
+    p = bridge.parameters
+    if p is None:
+        return {}  # the stack's defaults: the kernel's STP off under networkd
+    values = {a.replace("_", "-"): getattr(p, a) for a in BRIDGE_PARAMS}
+    if p.stp is None:
+        values["stp"] = True  # netplan's documented default once parameters are given
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _bond_params(bond: Bond) -> dict[str, str | int]:

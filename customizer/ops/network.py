@@ -60,6 +60,7 @@ def plan(ctx: Context) -> None:
     renderer = RENDERERS[name]
     ctx.log.info("network: writing %s config (%s)", name, why)
     facts = guest_facts(ctx)
+    renderer.check(state, facts)
     renderer.clean_stale(ctx.plan, state, facts)
     # cloud-init on a clone renders its own network at first boot, over ours, whatever
     # the stack

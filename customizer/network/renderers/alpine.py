@@ -61,6 +61,7 @@ def _block(dev: Device, state: NetworkState) -> eni.Block:
 class Alpine(Renderer):
     name = "alpine"
     summary = "Alpine ifupdown-ng: /etc/network/interfaces"
+    unsupported_kinds = ("bridge",)
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         lo = eni.Block("lo", [eni.Stanza("lo", "inet", "loopback")])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...errors import PlanError
 from ...plan import Plan
 from ..state import NetworkState
 
@@ -37,6 +38,21 @@ class GuestFacts:
 class Renderer:
     name: str = ""
     summary: str = ""
+
+    # kinds of device this renderer can't write (yet): refused by check()
+    unsupported_kinds: tuple[str, ...] = ()
+
+    def check(self, state: NetworkState, facts: GuestFacts) -> None:
+        """Refuse, before anything in the guest is touched, a config this stack can't be
+        made to mean: one line naming the key and the stack."""
+        for dev in state.devices:
+            if dev.kind in self.unsupported_kinds:
+                raise PlanError(
+                    f"network.{dev.kind}s.{dev.key}: vmtailor does not write {dev.kind}s "
+                    f"for the {self.name} stack yet",
+                    hint="bridges are written for netplan, networkd and NetworkManager; "
+                    "network.renderer names the stack",
+                )
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         """{guest path: File} for this stack. Pure: no guest access."""

@@ -128,6 +128,7 @@ def _ipv6_ra(dev: Device, stanzas: list[eni.Stanza]) -> None:
 class Ifupdown(Renderer):
     name = "ifupdown"
     summary = "Debian ifupdown: /etc/network/interfaces.d/90-vmtailor"
+    unsupported_kinds = ("bridge",)
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         blocks = [_block(dev, state, facts) for dev in state.devices]

@@ -107,10 +107,20 @@ def _interface(dev: Device) -> dict:
     }
 
 
+def _bridge_params(bridge: Device, state: NetworkState) -> dict:
+    """The bridge's own parameters, and its ports' (by key, as netplan names them)."""
+    ports = [d for d in state.devices if d.bridge_master == bridge.name]
+    cost = {d.key: d.port_cost for d in ports if d.port_cost is not None}
+    priority = {d.key: d.port_priority for d in ports if d.port_priority is not None}
+    out = {**bridge.bridge_params, "path-cost": cost, "port-priority": priority}
+    return {k: v for k, v in out.items() if v or v is False}
+
+
 def _network(state: NetworkState, facts: GuestFacts) -> dict:
     keys = _keys(state)
     ethernets: dict[str, dict] = {}
     bonds: dict[str, dict] = {}
+    bridges: dict[str, dict] = {}
     vlans: dict[str, dict] = {}
     for dev in state.devices:
         if dev.kind == "ethernet":
@@ -132,6 +142,12 @@ def _network(state: NetworkState, facts: GuestFacts) -> dict:
                 "parameters": dict(dev.bond_params),  # primary is a key, as here
                 **_interface(dev),
             }
+        elif dev.kind == "bridge":
+            bridges[dev.key] = {
+                "interfaces": [keys[m] for m in dev.bridge_members],
+                "parameters": _bridge_params(dev, state) or None,
+                **_interface(dev),
+            }
         elif dev.kind == "vlan":
             assert dev.vlan_link is not None
             vlans[dev.key] = {"id": dev.vlan_id, "link": keys[dev.vlan_link], **_interface(dev)}
@@ -140,6 +156,7 @@ def _network(state: NetworkState, facts: GuestFacts) -> dict:
         "renderer": facts.netplan_backend,
         "ethernets": ethernets or None,
         "bonds": bonds or None,
+        "bridges": bridges or None,
         "vlans": vlans or None,
     }
 

@@ -150,6 +150,7 @@ def _route_lines(dev: Device, version: int) -> list[str]:
 class NetworkScripts(Renderer):
     name = "network-scripts"
     summary = "RHEL/CentOS ≤ 8 ifcfg files (initscripts and NetworkManager ifcfg-rh)"
+    unsupported_kinds = ("bridge",)
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         sysconfig.require_names(state, self.name)

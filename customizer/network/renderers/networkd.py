@@ -13,6 +13,10 @@ from .base import File, GuestFacts, Renderer
 DIR = "/etc/systemd/network"
 PREFIX = "10-vmtailor-"
 HEADER = "# Written by vmtailor from the config's network key.\n"
+# netplan's bridge parameters -> [Bridge] keys of a .netdev (times in seconds, as both)
+BRIDGE = {"ageing-time": "AgeingTimeSec", "priority": "Priority",
+          "forward-delay": "ForwardDelaySec", "hello-time": "HelloTimeSec",
+          "max-age": "MaxAgeSec", "stp": "STP"}  # fmt: skip
 
 
 def _dhcp(dev: Device) -> str:
@@ -45,12 +49,17 @@ def _is_primary(member: Device, state: NetworkState) -> bool:
 
 def _network(dev: Device, state: NetworkState) -> str:
     net: list[tuple[str, object]] = []
+    if dev.is_port:
+        # a port has no addresses of its own, not even IPv6 link-local (as netplan)
+        net.append(("LinkLocalAddressing", "no"))
     if dev.bond_master:
         net.append(("Bond", dev.bond_master))
         # the bond's primary is a member's setting in networkd, not the bond's
         if _is_primary(dev, state):
             net.append(("PrimarySlave", True))
-    else:
+    if dev.bridge_master:
+        net.append(("Bridge", dev.bridge_master))
+    if not dev.is_port:
         net.append(("DHCP", _dhcp(dev)))
         net.extend(("Address", str(a)) for a in dev.addresses)
         net.extend(("DNS", str(a)) for a in dev.dns)
@@ -71,6 +80,8 @@ def _network(dev: Device, state: NetworkState) -> str:
         ("Link", link),
         ("Network", net),
     ]
+    if dev.bridge_master:
+        sections.append(("Bridge", [("Cost", dev.port_cost), ("Priority", dev.port_priority)]))
     for route in dev.routes:
         sections.append(
             (
@@ -99,6 +110,14 @@ def _netdev(dev: Device) -> str | None:
         return unitfile.render(
             [("NetDev", [("Name", dev.name), ("Kind", "bond"), ("MTUBytes", dev.mtu)]),
              ("Bond", bond)],
+            HEADER,
+        )  # fmt: skip
+    if dev.kind == "bridge":
+        p = dev.bridge_params
+        bridge = [(name, p.get(key)) for key, name in BRIDGE.items()]
+        return unitfile.render(
+            [("NetDev", [("Name", dev.name), ("Kind", "bridge"), ("MTUBytes", dev.mtu)]),
+             ("Bridge", bridge)],
             HEADER,
         )  # fmt: skip
     if dev.kind == "vlan":

@@ -46,7 +46,7 @@ def _nm_list(values: list[str]) -> str:
 
 
 def _connection(dev: Device) -> list[Section]:
-    nm_type = {"ethernet": "ethernet", "bond": "bond", "vlan": "vlan"}[dev.kind]
+    nm_type = dev.kind  # ethernet, bond, bridge, vlan: NM's names too
     con: list[tuple[str, object]] = [
         ("id", dev.name),
         ("uuid", connection_uuid(dev.name)),
@@ -66,6 +66,8 @@ def _connection(dev: Device) -> list[Section]:
         # (1.46+ keeps them as aliases of the same property), while NM < 1.46 (EL 9.0-9.3,
         # Debian 12, Ubuntu 22.04) would ignore controller= and leave the NIC out of the bond
         con += [("master", connection_uuid(dev.bond_master)), ("slave-type", "bond")]
+    elif dev.bridge_master:
+        con += [("master", connection_uuid(dev.bridge_master)), ("slave-type", "bridge")]
     ether = [
         ("mac-address", dev.mac.upper() if dev.mac else None),
         ("cloned-mac-address", dev.set_mac.upper() if dev.set_mac else None),
@@ -133,21 +135,30 @@ def _ip(dev: Device, version: int, method: str, search: bool) -> list[tuple[str,
     return items
 
 
+def _value(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
 def keyfile(dev: Device, state: NetworkState) -> str:
     sections = _connection(dev)
     if dev.kind == "bond":
         sections.append(("bond", _bond(dev, state)))
+    if dev.kind == "bridge":  # NM's names, and its unit (seconds), are netplan's
+        sections.append(("bridge", list(dev.bridge_params.items())))
+    if dev.bridge_master:
+        sections.append(("bridge-port", [("path-cost", dev.port_cost),
+                                         ("priority", dev.port_priority)]))  # fmt: skip
     if dev.kind == "vlan":
         assert dev.vlan_link is not None
         # the parent by its connection UUID: found even when its NIC name isn't known
         sections.append(("vlan", [("id", dev.vlan_id), ("parent", connection_uuid(dev.vlan_link))]))
-    if not dev.bond_master:  # a bond member carries no IP config of its own
+    if not dev.is_port:  # a bond member or bridge port carries no IP config of its own
         v4, v6 = _method(dev, 4), _method(dev, 6)
         sections.append(("ipv4", _ip(dev, 4, v4, search=True)))
         sections.append(("ipv6", _ip(dev, 6, v6, search=v4 not in CARRIES_DNS)))
     chunks = [HEADER]
     for name, items in sections:
-        lines = [f"{k}={v}" for k, v in items if v is not None]
+        lines = [f"{k}={_value(v)}" for k, v in items if v is not None]
         if lines or name == "ethernet" and dev.kind == "ethernet":  # as NM writes it
             chunks.append("\n".join([f"[{name}]", *lines]) + "\n")
     return "\n".join(chunks)
@@ -156,7 +167,7 @@ def keyfile(dev: Device, state: NetworkState) -> str:
 def _strands_dns(dev: Device) -> bool:
     """Does the device have DNS that no family of its profile can carry? (A family with
     no address, DHCP or router adverts: libnm refuses dns= under link-local/disabled.)"""
-    if dev.bond_master:
+    if dev.is_port:
         return False
     carried = {v for v in (4, 6) if _method(dev, v) in CARRIES_DNS}
     return any(a.version not in carried for a in dev.dns) or bool(dev.search and not carried)

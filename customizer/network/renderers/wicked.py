@@ -88,6 +88,7 @@ def netconfig_dns(text: str, state: NetworkState) -> str:
 class Wicked(Renderer):
     name = "wicked"
     summary = "SUSE ifcfg files (wicked, SLES 11 sysconfig ifup) with netconfig DNS"
+    unsupported_kinds = ("bridge",)
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         sysconfig.require_names(state, self.name)

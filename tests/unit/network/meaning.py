@@ -65,6 +65,7 @@ class Link:
     master: str | None = None  # the bond or bridge this link is a port of
     primary: bool = False
     params: frozenset = frozenset()  # bond/bridge parameters, in the stack's own names
+    port: frozenset = frozenset()  # a bridge port's cost and priority
     vlan: tuple | None = None  # (id, parent link)
     accept_ra: bool | None = None
     dhcp_overrides: frozenset = frozenset()
@@ -90,6 +91,12 @@ def _net(value: str) -> str:
 def _stem(path: str, prefix: str) -> str:
     name = path.rsplit("/", 1)[1]
     return name.split(".", 1)[0].removeprefix(prefix) if "." in name else name
+
+
+def _param(value: str) -> str:
+    """A parameter's value with booleans spelled one way (networkd yes/no, NM true/false)."""
+    low = value.strip().lower()
+    return {"yes": "true", "no": "false"}.get(low, low)
 
 
 def _ms(value: str) -> str:
@@ -126,7 +133,7 @@ def networkd(files: dict[str, str], prefix: str) -> Meaning:
             params = []
             for sec in ("Bond", "Bridge"):
                 for k, v in sections.get(sec, []):
-                    params.append((k, _ms(v) if k in NETDEV_TIMES else v.lower()))
+                    params.append((k, _ms(v) if k in NETDEV_TIMES else _param(v)))
             netdevs[nd["Name"]] = {
                 "kind": nd["Kind"],
                 "mtu": int(nd["MTUBytes"]) if "MTUBytes" in nd else None,
@@ -159,7 +166,7 @@ def _network_file(text: str, renames: dict[str, str], out: Meaning) -> tuple[Lin
     rename = None
     net: list[tuple[str, str]] = []
     link: dict[str, str] = {}
-    routes, rules, overrides = set(), set(), set()
+    routes, rules, overrides, port = set(), set(), set(), set()
     for name, items in sections:
         if name == "Match":
             for k, v in items:
@@ -173,6 +180,8 @@ def _network_file(text: str, renames: dict[str, str], out: Meaning) -> tuple[Lin
             link.update(items)
         elif name == "Network":
             net.extend(items)
+        elif name == "Bridge":
+            port.update((k, v) for k, v in items)
         elif name == "Route":
             routes.add(_nd_route(dict(items)))
         elif name == "RoutingPolicyRule":
@@ -209,6 +218,7 @@ def _network_file(text: str, renames: dict[str, str], out: Meaning) -> tuple[Lin
         set_mac=link["MACAddress"].lower() if "MACAddress" in link else None,
         master=master,
         primary=_bool((values.get("PrimarySlave") or ["no"])[-1]),
+        port=frozenset(("priority" if k == "Priority" else "cost", v) for k, v in port),
         accept_ra=_bool(ra[-1]) if ra and not master else None,
         dhcp_overrides=frozenset(overrides),
     )
@@ -284,10 +294,15 @@ def _keyfile(kf: configparser.ConfigParser, ref: dict[str, str], out: Meaning) -
         mtu=_int(eth.get("mtu")),
         set_mac=(eth.get("cloned-mac-address") or "").lower() or None,
         master=ref.get(master, master) if master else None,
-        params=frozenset(kf["bond"].items()) if kf.has_section("bond") else frozenset(),
+        params=frozenset((k, _param(v)) for k, v in kf["bond"].items())
+        if kf.has_section("bond")
+        else frozenset(),
     )
     if kf.has_section("bridge"):
-        link = replace(link, params=frozenset(kf["bridge"].items()))
+        link = replace(link, params=frozenset((k, _param(v)) for k, v in kf["bridge"].items()))
+    if kf.has_section("bridge-port"):
+        names = {"path-cost": "cost", "priority": "priority"}
+        link = replace(link, port=frozenset((names[k], v) for k, v in kf["bridge-port"].items()))
     if kf.has_section("vlan"):
         parent = kf["vlan"].get("parent")
         link = replace(link, vlan=(int(kf["vlan"]["id"]), ref.get(parent, parent)))

@@ -31,7 +31,7 @@ NETPLAN = shutil.which("netplan")
 needs_netplan = required(NETPLAN is None or not EXAMPLES.is_dir(), "netplan.io")
 
 ACCEPTED = [
-    "bonding", "dhcp", "direct_connect_gateway", "direct_connect_gateway_ipv6",
+    "bonding", "bridge", "bridge_vlan", "dhcp", "direct_connect_gateway", "direct_connect_gateway_ipv6",
     "loopback_interface", "network_manager", "static", "static_multiaddress",
     "static_singlenic_multiip_multigateway", "vlan",
 ]  # fmt: skip
@@ -63,6 +63,22 @@ OWN = {
                                            "transmit-hash-policy": "layer3+4"}}},
         "vlans": {"vlan10": {"id": 10, "link": "bond0", "addresses": ["10.10.0.5/24"]}},
     },
+    # a bridge over a bond and an ethernet with every parameter, a VLAN on the bridge
+    "bridge-bond-vlan": {
+        "ethernets": {"nic1": {"match": {"macaddress": MAC2}}, "nic2": {}},
+        "bonds": {"bond0": {"interfaces": ["nic1"], "parameters": {"mode": "active-backup"}}},
+        "bridges": {"br0": {
+            "interfaces": ["bond0", "nic2"], "addresses": ["192.0.2.10/24"], "mtu": 1500,
+            "parameters": {"stp": False, "forward-delay": 4, "hello-time": 2, "max-age": 12,
+                           "priority": 100, "ageing-time": 50, "path-cost": {"nic2": 50},
+                           "port-priority": {"nic2": 3}}}},
+        "vlans": {"vlan5": {"id": 5, "link": "br0", "dhcp4": True}},
+    },
+    "bridge-of-vlans": {
+        "ethernets": {"eth0": {"dhcp4": True}},
+        "vlans": {"vlan15": {"id": 15, "link": "eth0", "accept-ra": False}},
+        "bridges": {"br0": {"interfaces": ["vlan15"], "parameters": {"stp": True}}},
+    },
 }  # fmt: skip
 # cases where netplan's own NetworkManager output is wrong, so it is no oracle there
 NM_GAPS = {
@@ -71,8 +87,6 @@ NM_GAPS = {
 }
 # example -> (where vmtailor refuses it, why): #18 work still to do
 NOT_YET = {
-    "bridge": ("network.bridges", "bridges"),
-    "bridge_vlan": ("network.bridges", "bridges"),
     "bonding_router": ("network.bonds.bond-wan.parameters.gratuitious-arp",
                        "bond parameter gratuitous-arp (netplan's misspelling too)"),
     "route_metric": ("network.ethernets.enred.dhcp4-overrides", "dhcp4-overrides"),

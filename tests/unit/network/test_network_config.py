@@ -101,3 +101,35 @@ def test_templated_addresses_are_checked_after_rendering():
     config.parse(text, {"ip": "192.0.2.10/24"})
     with pytest.raises(ConfigError, match="outside every subnet"):
         config.parse(text, {"ip": "10.1.1.1/24"})
+
+
+BRIDGE = {"version": 2, "ethernets": {"eth0": {}}, "bridges": {"br0": {
+    "interfaces": ["eth0"], "dhcp4": True}}}  # fmt: skip
+
+
+@pytest.mark.parametrize("stack", ["ifupdown", "alpine", "network-scripts", "wicked"])
+def test_stacks_without_bridges_refuse_them_naming_key_and_stack(stack):
+    from vmtailor.customizer.errors import PlanError
+    from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
+    from vmtailor.customizer.network.state import build_state
+
+    state = build_state(config.parse({"network": BRIDGE}).network)
+    with pytest.raises(PlanError, match=rf"^network\.bridges\.br0: .* for the {stack} stack"):
+        RENDERERS[stack].check(state, GuestFacts())
+
+
+@pytest.mark.parametrize(
+    ("bridges", "where", "message"),
+    [
+        ({"br0": {"interfaces": ["nope"]}}, "network.bridges.br0.interfaces[0]",
+         "bridge member 'nope' is not defined under ethernets, bonds or vlans"),
+        ({"br0": {"interfaces": ["eth0"]}, "br1": {"interfaces": ["eth0"]}},
+         "network.bridges.br1.interfaces[0]", "'eth0' is already a member of bridge 'br0'"),
+        ({"br0": {"interfaces": ["eth0"], "parameters": {"path-cost": {"eth1": 5}}}},
+         "network.bridges.br0.parameters.path-cost.eth1", "'eth1' is not a member"),
+    ],
+)  # fmt: skip
+def test_bridge_members_are_checked(bridges, where, message):
+    with pytest.raises(ConfigError) as err:
+        config.parse({"network": {"version": 2, "ethernets": {"eth0": {}}, "bridges": bridges}})
+    assert str(err.value).startswith(f"error at {where}: {message}"), str(err.value)
