@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 from .errors import ConfigError, Path
@@ -147,16 +147,85 @@ class Ethernet(Interface):
 
 @dataclass(kw_only=True)
 class BondParameters:
-    """Bonding driver options."""
+    """Bonding driver options, as netplan spells them; intervals in milliseconds."""
 
-    mode: Literal[BOND_MODES] = spec("bonding mode", default="active-backup")  # type: ignore[valid-type]
-    mii_monitor_interval: int | None = spec("link check interval in ms", default=None,
-                                            key="mii-monitor-interval", minimum=0)  # fmt: skip
-    primary: str | None = spec("preferred member (active-backup)", default=None)
+    mode: Literal[BOND_MODES] | None = spec(  # type: ignore[valid-type]
+        "bonding mode (the kernel's default: balance-rr)", default=None)  # fmt: skip
     lacp_rate: Literal["slow", "fast"] | None = spec("802.3ad LACP rate", default=None,
                                                      key="lacp-rate")  # fmt: skip
-    transmit_hash_policy: str | None = spec("hash policy for xor/802.3ad", default=None,
-                                            key="transmit-hash-policy")  # fmt: skip
+    mii_monitor_interval: int | None = spec("link check interval in ms", default=None,
+                                            key="mii-monitor-interval", minimum=0)  # fmt: skip
+    min_links: int | None = spec("members up before the bond is up", default=None,
+                                 key="min-links", minimum=0)  # fmt: skip
+    transmit_hash_policy: str | None = spec(
+        "hash policy for balance-xor/802.3ad/balance-tlb (layer2, layer3+4, ...)",
+        default=None, key="transmit-hash-policy")  # fmt: skip
+    ad_select: Literal["stable", "bandwidth", "count"] | None = spec(
+        "802.3ad aggregator selection", default=None, key="ad-select")  # fmt: skip
+    all_members_active: bool | None = spec("deliver frames received on inactive members",
+                                           default=None, key="all-members-active")  # fmt: skip
+    all_slaves_active: bool | None = spec("older name of all-members-active", default=None,
+                                          key="all-slaves-active")  # fmt: skip
+    arp_interval: int | None = spec("ARP link check interval in ms", default=None,
+                                    key="arp-interval", minimum=0)  # fmt: skip
+    arp_ip_targets: list[str] = spec("addresses to ARP for the link check", factory=list,
+                                     key="arp-ip-targets", check=_ip)  # fmt: skip
+    arp_validate: Literal["none", "active", "backup", "all"] | None = spec(
+        "which ARP replies validate a member", default=None, key="arp-validate")  # fmt: skip
+    arp_all_targets: Literal["any", "all"] | None = spec(
+        "ARP targets that must answer", default=None, key="arp-all-targets")  # fmt: skip
+    up_delay: int | None = spec("ms before a member that came up is used", default=None,
+                                key="up-delay", minimum=0)  # fmt: skip
+    down_delay: int | None = spec("ms before a member that went down is dropped",
+                                  default=None, key="down-delay", minimum=0)  # fmt: skip
+    fail_over_mac_policy: Literal["none", "active", "follow"] | None = spec(
+        "MAC address on failover (active-backup)", default=None,
+        key="fail-over-mac-policy")  # fmt: skip
+    gratuitous_arp: int | None = spec("gratuitous ARPs sent after failover", default=None,
+                                      key="gratuitous-arp", minimum=1, maximum=255)  # fmt: skip
+    gratuitious_arp: int | None = spec("netplan's misspelling of gratuitous-arp",
+                                       default=None, key="gratuitious-arp", minimum=1,
+                                       maximum=255)  # fmt: skip
+    packets_per_member: int | None = spec("packets per member (balance-rr)", default=None,
+                                          key="packets-per-member", minimum=0)  # fmt: skip
+    packets_per_slave: int | None = spec("older name of packets-per-member", default=None,
+                                         key="packets-per-slave", minimum=0)  # fmt: skip
+    primary_reselect_policy: Literal["always", "better", "failure"] | None = spec(
+        "when the primary becomes active again", default=None,
+        key="primary-reselect-policy")  # fmt: skip
+    resend_igmp: int | None = spec("IGMP reports sent after failover", default=None,
+                                   key="resend-igmp", minimum=0, maximum=255)  # fmt: skip
+    learn_packet_interval: int | None = spec("seconds between learning packets (balance-alb)",
+                                             default=None, key="learn-packet-interval",
+                                             minimum=1)  # fmt: skip
+    primary: str | None = spec("preferred member (active-backup)", default=None)
+
+    def validate(self, path: Path) -> None:
+        for new, old in SPELLINGS.items():
+            if getattr(self, new) is not None and getattr(self, old) is not None:
+                raise ConfigError(
+                    (*path, old.replace("_", "-")),
+                    f"{old.replace('_', '-')} and {new.replace('_', '-')} are the same "
+                    "option: give one",
+                )
+
+    def values(self) -> dict[str, object]:
+        """Set options by netplan's current name (older spellings folded in)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SPELLINGS.values() or value is None or value == []:
+                continue
+            out[f.name] = value
+        for new, old in SPELLINGS.items():
+            if getattr(self, old) is not None:
+                out[new] = getattr(self, old)
+        return {k.replace("_", "-"): v for k, v in out.items()}
+
+
+# netplan's current name -> the other spelling it accepts (older, or its own typo)
+SPELLINGS = {"all_members_active": "all_slaves_active", "packets_per_member": "packets_per_slave",
+             "gratuitous_arp": "gratuitious_arp"}  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -285,6 +354,13 @@ def _check_members(net: Network, path: Path) -> None:
                         f"{member!r} is a member of {what} {key!r}: give addresses/dhcp to "
                         f"the {what}, not to its members",
                     )
+    for key, bond in net.bonds.items():
+        primary = bond.parameters.primary if bond.parameters else None
+        if primary is not None and primary not in bond.interfaces:
+            raise ConfigError(
+                (*path, "bonds", key, "parameters", "primary"),
+                f"primary {primary!r} is not a member of bond {key!r}",
+            )
     for key, bridge in net.bridges.items():
         params = bridge.parameters
         for option in ("port_priority", "path_cost"):

@@ -64,7 +64,7 @@ class Device:
     accept_ra: bool | None = None
     bond_members: tuple[str, ...] = ()  # kernel names of member ethernets
     bond_master: str | None = None  # for a bond member: the bond's kernel name
-    bond_params: dict[str, str | int] = field(default_factory=dict)
+    bond_params: dict[str, object] = field(default_factory=dict)  # netplan's names
     bridge_members: tuple[str, ...] = ()  # kernel names of member interfaces
     bridge_master: str | None = None  # for a bridge port: the bridge's kernel name
     bridge_params: dict[str, int | bool] = field(default_factory=dict)  # netplan's names
@@ -263,20 +263,8 @@ def _bridge_params(bridge: Bridge) -> dict[str, int | bool]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _bond_params(bond: Bond) -> dict[str, str | int]:
-    p = bond.parameters
-    if p is None:
-        return {"mode": "active-backup"}
-    out: dict[str, str | int] = {"mode": p.mode}
-    if p.mii_monitor_interval is not None:
-        out["mii-monitor-interval"] = p.mii_monitor_interval
-    if p.primary:
-        out["primary"] = p.primary
-    if p.lacp_rate:
-        out["lacp-rate"] = p.lacp_rate
-    if p.transmit_hash_policy:
-        out["transmit-hash-policy"] = p.transmit_hash_policy
-    return out
+def _bond_params(bond: Bond) -> dict[str, object]:
+    return bond.parameters.values() if bond.parameters else {}
 
 
 __all__ = ["Device", "NetworkState", "Route", "build_state"]

@@ -17,7 +17,7 @@ import posixpath
 import re
 
 from ...plan import Plan
-from .. import dns, eni, naming
+from .. import bond, dns, eni, naming
 from ..state import Device, NetworkState
 from . import register
 from .base import File, GuestFacts, Renderer
@@ -28,9 +28,6 @@ SOURCE_LINE = f"# Added by vmtailor: the config's network key\nsource {OURS}\n"
 IFENSLAVE = ("/etc/network/if-pre-up.d/ifenslave", "/sbin/ifenslave", "/usr/sbin/ifenslave")
 ADDRESSING = ("address", "netmask", "gateway", "metric")
 DHCLIENT = ("/sbin/dhclient", "/usr/sbin/dhclient")
-BOND_OPTIONS = {"mode": "bond-mode", "mii-monitor-interval": "bond-miimon",
-                "primary": "bond-primary", "lacp-rate": "bond-lacp-rate",
-                "transmit-hash-policy": "bond-xmit-hash-policy"}  # fmt: skip
 
 
 def _version(facts: GuestFacts) -> tuple[int, ...]:
@@ -55,15 +52,11 @@ def has_patterns(facts: GuestFacts) -> bool:
 
 
 def bond_options(dev: Device, state: NetworkState) -> list[tuple[str, str]]:
-    """bond-* options; `primary` names a member by its config key, the tools want its name."""
-    names = {d.key: d.name for d in state.devices}
-    bond = next(d for d in state.devices if d.name == (dev.bond_master or dev.name))
-    out = []
-    for key, option in BOND_OPTIONS.items():
-        if (value := bond.bond_params.get(key)) is not None:
-            value = names.get(str(value), value) if key == "primary" else value
-            out.append((option, str(value)))
-    return out
+    """bond-* options: the driver's sysfs names, as ifenslave and ifupdown-ng read them."""
+    return [
+        (f"bond-{name.replace('_', '-')}", value)
+        for name, value in bond.kernel_options(dev, state, list_sep=" ")
+    ]
 
 
 def _block(dev: Device, state: NetworkState, facts: GuestFacts) -> eni.Block:

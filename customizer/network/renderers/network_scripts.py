@@ -7,7 +7,7 @@ from __future__ import annotations
 import posixpath
 
 from ...plan import Plan
-from .. import dns, naming, sysconfig
+from .. import bond, dns, naming, sysconfig
 from ..state import Device, IPInterface, NetworkState, Route
 from . import register
 from .base import File, GuestFacts, Renderer
@@ -16,8 +16,6 @@ DIR = "/etc/sysconfig/network-scripts"
 NETWORK = "/etc/sysconfig/network"
 HEADER = "# Written by vmtailor from the config's network key.\n"
 TYPES = {"ethernet": "Ethernet", "bond": "Bond", "vlan": "Vlan"}
-BOND_OPTS = {"mode": "mode", "mii-monitor-interval": "miimon", "primary": "primary",
-             "lacp-rate": "lacp_rate", "transmit-hash-policy": "xmit_hash_policy"}  # fmt: skip
 # The template's default route lives per device from now on; a global GATEWAYDEV would
 # even keep it off the device the config gives it to.
 GLOBAL_KEYS: dict[str, str | None] = {
@@ -92,12 +90,7 @@ def _ipv6(dev: Device, state: NetworkState) -> list[tuple[str, object]]:
 
 
 def _bond_opts(dev: Device, state: NetworkState) -> str:
-    names = {d.key: d.name for d in state.devices}
-    opts = []
-    for key, value in dev.bond_params.items():
-        if key == "primary":  # the config names the member by its key
-            value = names.get(str(value), value)
-        opts.append(f"{BOND_OPTS[key]}={value}")
+    opts = [f"{name}={value}" for name, value in bond.kernel_options(dev, state)]
     return " ".join(opts)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 
 from ...plan import Plan
-from .. import unitfile
+from .. import bond, unitfile
 from ..state import Device, NetworkState
 from . import register
 from .base import File, GuestFacts, Renderer
@@ -43,8 +43,8 @@ def _match(dev: Device) -> list[tuple[str, object]]:
 
 
 def _is_primary(member: Device, state: NetworkState) -> bool:
-    bond = next(d for d in state.by_kind("bond") if d.name == member.bond_master)
-    return bond.bond_params.get("primary") == member.key  # the config names it by key
+    master = next(d for d in state.by_kind("bond") if d.name == member.bond_master)
+    return master.bond_params.get("primary") == member.key  # the config names it by key
 
 
 def _network(dev: Device, state: NetworkState) -> str:
@@ -99,17 +99,9 @@ def _network(dev: Device, state: NetworkState) -> str:
 
 def _netdev(dev: Device) -> str | None:
     if dev.kind == "bond":
-        p = dev.bond_params
-        mii = p.get("mii-monitor-interval")
-        bond = [
-            ("Mode", p.get("mode")),
-            ("MIIMonitorSec", f"{int(mii) / 1000:g}s" if mii is not None else None),
-            ("LACPTransmitRate", p.get("lacp-rate")),
-            ("TransmitHashPolicy", p.get("transmit-hash-policy")),
-        ]
         return unitfile.render(
             [("NetDev", [("Name", dev.name), ("Kind", "bond"), ("MTUBytes", dev.mtu)]),
-             ("Bond", bond)],
+             ("Bond", bond.networkd_options(dev))],
             HEADER,
         )  # fmt: skip
     if dev.kind == "bridge":

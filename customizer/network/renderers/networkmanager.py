@@ -8,7 +8,7 @@ import posixpath
 import uuid
 
 from ...plan import Plan
-from .. import naming
+from .. import bond, naming
 from ..state import Device, NetworkState, Route
 from . import register
 from .base import File, GuestFacts, Renderer
@@ -22,13 +22,6 @@ HEADER = "# Written by vmtailor from the config's network key.\n"
 # above cloud-init's profiles (120) and the distro's "System eth0" (-999), so ours win
 # should any profile for the same NIC survive (one in /usr/lib, one made at first boot)
 PRIORITY = 200
-BOND_OPTIONS = {  # netplan name -> kernel/NM option name
-    "mode": "mode",
-    "mii-monitor-interval": "miimon",
-    "primary": "primary",
-    "lacp-rate": "lacp_rate",
-    "transmit-hash-policy": "xmit_hash_policy",
-}
 
 Section = tuple[str, list[tuple[str, object]]]
 # the methods under which libnm (1.42, Debian 12; EL 9) accepts dns= and dns-search=
@@ -74,16 +67,6 @@ def _connection(dev: Device) -> list[Section]:
         ("mtu", dev.mtu),
     ]
     return [("connection", con), ("match", match), ("ethernet", ether)]
-
-
-def _bond(dev: Device, state: NetworkState) -> list[tuple[str, object]]:
-    keys = {d.key: d.name for d in state.devices}
-    out: list[tuple[str, object]] = []
-    for name, value in dev.bond_params.items():
-        if name == "primary":
-            value = keys.get(str(value), value)  # the config names a key; NM a NIC
-        out.append((BOND_OPTIONS[name], value))
-    return out
 
 
 def _route(route: Route) -> str:
@@ -142,7 +125,7 @@ def _value(value: object) -> str:
 def keyfile(dev: Device, state: NetworkState) -> str:
     sections = _connection(dev)
     if dev.kind == "bond":
-        sections.append(("bond", _bond(dev, state)))
+        sections.append(("bond", bond.kernel_options(dev, state)))
     if dev.kind == "bridge":  # NM's names, and its unit (seconds), are netplan's
         sections.append(("bridge", list(dev.bridge_params.items())))
     if dev.bridge_master:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 from ...plan import Plan
-from .. import naming, sysconfig
+from .. import bond, naming, sysconfig
 from ..state import Device, NetworkState
 from . import register
 from .base import File, GuestFacts, Renderer
@@ -16,8 +16,6 @@ DIR = "/etc/sysconfig/network"
 CONFIG = f"{DIR}/config"
 ROUTES = f"{DIR}/routes"
 HEADER = "# Written by vmtailor from the config's network key.\n"
-BOND_OPTS = {"mode": "mode", "mii-monitor-interval": "miimon", "primary": "primary",
-             "lacp-rate": "lacp_rate", "transmit-hash-policy": "xmit_hash_policy"}  # fmt: skip
 # set (non-empty) in the ifcfg of a virtual interface, never in a NIC's
 VIRTUAL_KEYS = ("ETHERDEVICE", "TUNNEL", "TEAM_RUNNER", "INTERFACETYPE", "OVS_BRIDGE",
                 "MACVLAN_DEVICE", "IPVLAN_DEVICE", "VXLAN_ID", "DUMMY")  # fmt: skip
@@ -33,12 +31,7 @@ def _bootproto(dev: Device) -> str:
 
 
 def _bond(dev: Device, state: NetworkState) -> list[tuple[str, object]]:
-    names = {d.key: d.name for d in state.devices}
-    opts = []
-    for key, value in dev.bond_params.items():
-        if key == "primary":  # the config names the member by its key
-            value = names.get(str(value), value)
-        opts.append(f"{BOND_OPTS[key]}={value}")
+    opts = [f"{name}={value}" for name, value in bond.kernel_options(dev, state)]
     items: list[tuple[str, object]] = [("BONDING_MASTER", True)]
     items += [(f"BONDING_SLAVE_{i}", m) for i, m in enumerate(dev.bond_members)]
     return [*items, ("BONDING_MODULE_OPTS", " ".join(opts))]

@@ -31,7 +31,7 @@ NETPLAN = shutil.which("netplan")
 needs_netplan = required(NETPLAN is None or not EXAMPLES.is_dir(), "netplan.io")
 
 ACCEPTED = [
-    "bonding", "bridge", "bridge_vlan", "dhcp", "direct_connect_gateway", "direct_connect_gateway_ipv6",
+    "bonding", "bonding_router", "bridge", "bridge_vlan", "dhcp", "direct_connect_gateway", "direct_connect_gateway_ipv6",
     "loopback_interface", "network_manager", "static", "static_multiaddress",
     "static_singlenic_multiip_multigateway", "vlan",
 ]  # fmt: skip
@@ -79,6 +79,21 @@ OWN = {
         "vlans": {"vlan15": {"id": 15, "link": "eth0", "accept-ra": False}},
         "bridges": {"br0": {"interfaces": ["vlan15"], "parameters": {"stp": True}}},
     },
+    # every bond parameter netplan has (older spellings for two), and a bond with none
+    "bond-every-parameter": {
+        "ethernets": {"e1": {}, "e2": {}},
+        "bonds": {
+            "bond0": {"interfaces": ["e1", "e2"], "dhcp4": True, "parameters": {
+                "mode": "802.3ad", "lacp-rate": "fast", "mii-monitor-interval": 100,
+                "min-links": 1, "transmit-hash-policy": "layer3+4", "ad-select": "bandwidth",
+                "all-slaves-active": True, "arp-interval": 200,
+                "arp-ip-targets": ["192.0.2.1", "192.0.2.2"], "arp-validate": "all",
+                "arp-all-targets": "any", "up-delay": 300, "down-delay": 400,
+                "fail-over-mac-policy": "active", "gratuitous-arp": 3,
+                "packets-per-slave": 2, "primary-reselect-policy": "better",
+                "resend-igmp": 2, "learn-packet-interval": 5, "primary": "e1"}}},
+    },
+    "bond-no-parameters": {"ethernets": {"e1": {}}, "bonds": {"bond0": {"interfaces": ["e1"]}}},
 }  # fmt: skip
 # cases where netplan's own NetworkManager output is wrong, so it is no oracle there
 NM_GAPS = {
@@ -87,8 +102,6 @@ NM_GAPS = {
 }
 # example -> (where vmtailor refuses it, why): #18 work still to do
 NOT_YET = {
-    "bonding_router": ("network.bonds.bond-wan.parameters.gratuitious-arp",
-                       "bond parameter gratuitous-arp (netplan's misspelling too)"),
     "route_metric": ("network.ethernets.enred.dhcp4-overrides", "dhcp4-overrides"),
     "source_routing": ("network.ethernets.ens3.routing-policy", "routing-policy"),
     "windows_dhcp_server": ("network.ethernets.enp3s0.dhcp-identifier", "dhcp-identifier"),

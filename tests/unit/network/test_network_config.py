@@ -133,3 +133,24 @@ def test_bridge_members_are_checked(bridges, where, message):
     with pytest.raises(ConfigError) as err:
         config.parse({"network": {"version": 2, "ethernets": {"eth0": {}}, "bridges": bridges}})
     assert str(err.value).startswith(f"error at {where}: {message}"), str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "where", "message"),
+    [
+        ({"all-members-active": True, "all-slaves-active": True},
+         "network.bonds.bond0.parameters.all-slaves-active",
+         "all-slaves-active and all-members-active are the same option"),
+        ({"primary": "eth9"}, "network.bonds.bond0.parameters.primary",
+         "primary 'eth9' is not a member of bond 'bond0'"),
+        ({"arp-ip-targets": ["192.0.2.300"]}, "network.bonds.bond0.parameters.arp-ip-targets",
+         "'192.0.2.300' is not an IPv4 or IPv6 address"),
+    ],
+)  # fmt: skip
+def test_bond_parameters_are_checked(parameters, where, message):
+    net = {"version": 2, "ethernets": {"eth0": {}},
+           "bonds": {"bond0": {"interfaces": ["eth0"], "parameters": parameters}}}  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        config.parse({"network": net})
+    assert str(err.value).startswith(f"error at {where}"), str(err.value)
+    assert message in str(err.value)

@@ -43,7 +43,7 @@ def test_dhcp_and_dualstack():
 def test_bond_and_vlan_topology():
     files = render("bond")
     assert unitfile.values(files[f"{D}bond0.netdev"], "NetDev", "Kind") == ["bond"]
-    assert unitfile.values(files[f"{D}bond0.netdev"], "Bond", "MIIMonitorSec") == ["0.1s"]
+    assert unitfile.values(files[f"{D}bond0.netdev"], "Bond", "MIIMonitorSec") == ["100ms"]
     nic1 = files[f"{D}nic1.network"]
     assert unitfile.values(nic1, "Match", "PermanentMACAddress") == [MAC2]
     assert unitfile.values(nic1, "Network", "Bond") == ["bond0"]
