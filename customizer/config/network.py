@@ -92,6 +92,10 @@ class Match:
     driver: str | None = spec("kernel driver name, e.g. virtio_net", default=None)
 
 
+ROUTE_TYPES = ("unicast", "anycast", "blackhole", "broadcast", "local", "multicast", "nat",
+               "prohibit", "throw", "unreachable", "xresolve")  # fmt: skip
+
+
 @dataclass(kw_only=True)
 class Route:
     """A static route; `to: default` is the default route."""
@@ -100,6 +104,43 @@ class Route:
     via: str | None = spec("gateway address", default=None, check=_ip)
     metric: int | None = spec("route metric (lower wins)", default=None, minimum=0)
     on_link: bool = spec("gateway is reachable without a subnet", default=False, key="on-link")
+    from_: str | None = spec("preferred source address", default=None, key="from", check=_ip)
+    table: int | None = spec("routing table number (default: main)", default=None,
+                             minimum=1)  # fmt: skip
+    scope: Literal["global", "link", "host"] | None = spec("route scope", default=None)
+    type: Literal[ROUTE_TYPES] | None = spec("route type (default: unicast)",  # type: ignore[valid-type]
+                                             default=None)  # fmt: skip
+    mtu: int | None = spec("MTU along this route", default=None, minimum=68, maximum=65535)
+    congestion_window: int | None = spec("initial congestion window", default=None,
+                                         key="congestion-window", minimum=0)  # fmt: skip
+    advertised_receive_window: int | None = spec(
+        "initial advertised receive window", default=None, key="advertised-receive-window",
+        minimum=0)  # fmt: skip
+
+    @property
+    def main_table(self) -> bool:
+        return self.table in (None, 254)
+
+
+@dataclass(kw_only=True)
+class RoutingRule:
+    """A policy routing rule (ip rule): which traffic looks up which table."""
+
+    from_: str | None = spec("source network (CIDR) or address", default=None, key="from",
+                             check=_route_to)  # fmt: skip
+    to: str | None = spec("destination network (CIDR) or address", default=None,
+                          check=_route_to)  # fmt: skip
+    table: int | None = spec("routing table to look up", default=None, minimum=1)
+    priority: int | None = spec("rule priority (lower first)", default=None, minimum=0)
+    mark: int | None = spec("firewall mark to match", default=None, minimum=0)
+    type_of_service: int | None = spec("TOS value to match", default=None,
+                                       key="type-of-service", minimum=0, maximum=255)  # fmt: skip
+
+    def validate(self, path: Path) -> None:
+        if self.from_ is None and self.to is None:
+            raise ConfigError(path, "a routing-policy rule needs from or to")
+        if "default" in (self.from_, self.to):
+            raise ConfigError(path, "routing-policy takes networks, not 'default'")
 
 
 @dataclass(kw_only=True)
@@ -120,6 +161,8 @@ class Interface:
     dhcp6: bool = spec("get an IPv6 address by DHCPv6", default=False)
     addresses: list[str] = spec("static addresses in CIDR form", factory=list, check=_cidr)
     routes: list[Route] = spec("static routes", factory=list)
+    routing_policy: list[RoutingRule] = spec("policy routing rules", factory=list,
+                                             key="routing-policy")  # fmt: skip
     gateway4: str | None = spec("deprecated: use routes with to: default", default=None,
                                 check=_ip)  # fmt: skip
     gateway6: str | None = spec("deprecated: use routes with to: default", default=None,
@@ -395,6 +438,8 @@ def _gateways(iface: Interface, where: Path) -> list[tuple[int, tuple[str, Path]
         if value and not isinstance(value, Deferred):
             out.append((int(attr[-1]), (value, (*where, attr))))
     for i, route in enumerate(iface.routes):
+        if not route.main_table:
+            continue  # another table's default route is no competitor of the main one
         if route.to == "default" and route.via and not isinstance(route.via, Deferred):
             version = ipaddress.ip_address(route.via).version
             out.append((version, (route.via, (*where, "routes", i, "via"))))
@@ -426,7 +471,7 @@ def _metrics_differ(net: Network, family: int) -> bool:
     metrics = []
     for _, _, iface in net.all():
         for route in iface.routes:
-            if route.to == "default" and route.via:
+            if route.to == "default" and route.via and route.main_table:
                 if ipaddress.ip_address(route.via).version == family:
                     metrics.append(route.metric)
         if getattr(iface, f"gateway{family}"):

@@ -22,11 +22,28 @@ class Route:
     via: IPAddress | None
     metric: int | None = None
     on_link: bool = False
+    source: IPAddress | None = None  # preferred source address (netplan's `from`)
+    table: int | None = None
+    scope: str | None = None
+    type: str | None = None
+    mtu: int | None = None
+    congestion_window: int | None = None
+    receive_window: int | None = None
+
+    @property
+    def options(self) -> dict[str, object]:
+        """What the route has beyond destination, gateway, metric and on-link (netplan's
+        names): the stacks that can't write these refuse the route."""
+        values = {"from": self.source, "table": self.table, "scope": self.scope,
+                  "type": self.type, "mtu": self.mtu, "congestion-window": self.congestion_window,
+                  "advertised-receive-window": self.receive_window}  # fmt: skip
+        return {k: v for k, v in values.items() if v is not None}
 
     @property
     def version(self) -> int:
-        if self.via is not None:
-            return self.via.version
+        for address in (self.via, self.source):
+            if address is not None:
+                return address.version
         return ipaddress.ip_network(self.to, strict=False).version
 
     @property
@@ -38,6 +55,22 @@ class Route:
         if self.is_default:
             return "0.0.0.0/0" if self.version == 4 else "::/0"
         return str(ipaddress.ip_network(self.to, strict=False))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One policy routing rule of a device (netplan's routing-policy)."""
+
+    source: str | None = None  # network in CIDR form
+    to: str | None = None
+    table: int | None = None
+    priority: int | None = None
+    mark: int | None = None
+    tos: int | None = None
+
+    @property
+    def version(self) -> int:
+        return ipaddress.ip_network(str(self.source or self.to), strict=False).version
 
 
 @dataclass(frozen=True)
@@ -57,6 +90,7 @@ class Device:
     dhcp6: bool = False
     addresses: tuple[IPInterface, ...] = ()
     routes: tuple[Route, ...] = ()
+    rules: tuple[Rule, ...] = ()
     dns: tuple[IPAddress, ...] = ()
     search: tuple[str, ...] = ()
     mtu: int | None = None
@@ -101,7 +135,8 @@ class Device:
         return [r for r in self.routes if r.version == version]
 
     def gateway(self, version: int) -> Route | None:
-        return next((r for r in self.routes_v(version) if r.is_default), None)
+        main = (r for r in self.routes_v(version) if r.is_default and r.table in (None, 254))
+        return next(main, None)
 
     @property
     def static(self) -> bool:
@@ -143,7 +178,19 @@ class NetworkState:
 
 def _routes(iface: ConfigInterface) -> tuple[Route, ...]:
     routes = [
-        Route(r.to, ipaddress.ip_address(r.via) if r.via else None, r.metric, r.on_link)
+        Route(
+            r.to,
+            ipaddress.ip_address(r.via) if r.via else None,
+            r.metric,
+            r.on_link,
+            source=ipaddress.ip_address(r.from_) if r.from_ else None,
+            table=r.table,
+            scope=r.scope,
+            type=r.type,
+            mtu=r.mtu,
+            congestion_window=r.congestion_window,
+            receive_window=r.advertised_receive_window,
+        )
         for r in iface.routes
     ]
     for attr in ("gateway4", "gateway6"):
@@ -153,6 +200,10 @@ def _routes(iface: ConfigInterface) -> tuple[Route, ...]:
     return tuple(routes)
 
 
+def _cidr(value: str | None) -> str | None:
+    return str(ipaddress.ip_network(value, strict=False)) if value else None
+
+
 def _common(iface: ConfigInterface) -> dict:
     ns = iface.nameservers
     return {
@@ -160,6 +211,10 @@ def _common(iface: ConfigInterface) -> dict:
         "dhcp6": iface.dhcp6,
         "addresses": tuple(ipaddress.ip_interface(a) for a in iface.addresses),
         "routes": _routes(iface),
+        "rules": tuple(
+            Rule(_cidr(r.from_), _cidr(r.to), r.table, r.priority, r.mark, r.type_of_service)
+            for r in iface.routing_policy
+        ),
         "dns": tuple(ipaddress.ip_address(a) for a in ns.addresses) if ns else (),
         "search": tuple(ns.search) if ns else (),
         "mtu": iface.mtu,
@@ -267,4 +322,4 @@ def _bond_params(bond: Bond) -> dict[str, object]:
     return bond.parameters.values() if bond.parameters else {}
 
 
-__all__ = ["Device", "NetworkState", "Route", "build_state"]
+__all__ = ["Device", "NetworkState", "Route", "Rule", "build_state"]

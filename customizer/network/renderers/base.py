@@ -41,6 +41,8 @@ class Renderer:
 
     # kinds of device this renderer can't write (yet): refused by check()
     unsupported_kinds: tuple[str, ...] = ()
+    # route options (table, from, scope, type, mtu, ...) and routing-policy
+    policy_routing = False
 
     def check(self, state: NetworkState, facts: GuestFacts) -> None:
         """Refuse, before anything in the guest is touched, a config this stack can't be
@@ -53,6 +55,23 @@ class Renderer:
                     hint="bridges are written for netplan, networkd and NetworkManager; "
                     "network.renderer names the stack",
                 )
+            if self.policy_routing:
+                continue
+            where = f"network.{dev.kind}s.{dev.key}"
+            if dev.rules:
+                raise PlanError(f"{where}.routing-policy: {self.no_policy}")
+            for i, route in enumerate(dev.routes):
+                if route.options:
+                    raise PlanError(
+                        f"{where}.routes[{i}]: route {', '.join(route.options)}: {self.no_policy}"
+                    )
+
+    @property
+    def no_policy(self) -> str:
+        return (
+            f"vmtailor does not write route options and routing-policy for the {self.name} "
+            "stack yet (netplan, networkd and NetworkManager have them)"
+        )
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         """{guest path: File} for this stack. Pure: no guest access."""

@@ -96,8 +96,21 @@ def _interface(dev: Device) -> dict:
                 "via": str(r.via) if r.via else None,
                 "metric": r.metric,
                 "on-link": True if r.on_link else None,
+                **{k: str(v) if k == "from" else v for k, v in r.options.items()},
             }
             for r in dev.routes
+        ]
+        or None,
+        "routing-policy": [
+            {
+                "from": r.source,
+                "to": r.to,
+                "table": r.table,
+                "priority": r.priority,
+                "mark": r.mark,
+                "type-of-service": r.tos,
+            }
+            for r in dev.rules
         ]
         or None,
         "nameservers": {k: v for k, v in ns.items() if v} or None,
@@ -172,6 +185,26 @@ def configures_wired(text: str) -> bool:
 class Netplan(Renderer):
     name = "netplan"
     summary = "netplan YAML in /etc/netplan (Ubuntu >= 18.04)"
+    policy_routing = True
+
+    def check(self, state: NetworkState, facts: GuestFacts) -> None:
+        """netplan's NetworkManager backend (0.106) refuses routes that aren't unicast,
+        failing `netplan generate` at every boot, and drops routing-policy and scope."""
+        super().check(state, facts)
+        if facts.netplan_backend != "NetworkManager":
+            return
+        for dev in state.devices:
+            where = f"network.{dev.kind}s.{dev.key}"
+            if dev.rules:
+                raise PlanError(
+                    f"{where}.routing-policy: netplan's NetworkManager backend drops it"
+                )
+            for i, route in enumerate(dev.routes):
+                if route.type not in (None, "unicast") or route.scope:
+                    what = "scope" if route.scope else f"{route.type} routes"
+                    raise PlanError(
+                        f"{where}.routes[{i}]: netplan's NetworkManager backend has no {what}"
+                    )
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         text = "\n".join(_yaml({"network": _network(state, facts)})) + "\n"

@@ -91,9 +91,25 @@ def _network(dev: Device, state: NetworkState) -> str:
                     ("Gateway", str(route.via) if route.via else None),
                     ("GatewayOnLink", True if route.on_link else None),
                     ("Metric", route.metric),
+                    ("PreferredSource", route.source),
+                    ("Table", route.table),
+                    ("Scope", route.scope),
+                    ("Type", route.type),
+                    ("MTUBytes", route.mtu),
+                    ("InitialCongestionWindow", route.congestion_window),
+                    ("InitialAdvertisedReceiveWindow", route.receive_window),
                 ],
             )
         )
+    for rule in dev.rules:
+        sections.append(
+            (
+                "RoutingPolicyRule",
+                [("From", rule.source), ("To", rule.to), ("Table", rule.table),
+                 ("Priority", rule.priority), ("FirewallMark", rule.mark),
+                 ("TypeOfService", rule.tos)],
+            )
+        )  # fmt: skip
     return unitfile.render(sections, HEADER)
 
 
@@ -133,6 +149,7 @@ def _link(dev: Device) -> str | None:
 class Networkd(Renderer):
     name = "networkd"
     summary = "systemd-networkd .network/.netdev/.link files"
+    policy_routing = True
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         files: dict[str, File] = {}

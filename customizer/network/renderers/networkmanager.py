@@ -7,9 +7,10 @@ import configparser
 import posixpath
 import uuid
 
+from ...errors import PlanError
 from ...plan import Plan
 from .. import bond, naming
-from ..state import Device, NetworkState, Route
+from ..state import Device, NetworkState, Route, Rule
 from . import register
 from .base import File, GuestFacts, Renderer
 
@@ -27,6 +28,10 @@ Section = tuple[str, list[tuple[str, object]]]
 # the methods under which libnm (1.42, Debian 12; EL 9) accepts dns= and dns-search=
 CARRIES_DNS = ("auto", "manual")
 GLOBAL_DNS = "/etc/NetworkManager/conf.d/90-vmtailor-dns.conf"
+# route scopes: NM takes the kernel's number
+SCOPES = {"global": 0, "link": 253, "host": 254}
+# the route types NM (1.42) can write; anycast, broadcast, multicast, nat, xresolve not
+ROUTE_TYPES = ("unicast", "local", "blackhole", "unreachable", "prohibit", "throw")
 
 
 def connection_uuid(name: str) -> str:
@@ -77,6 +82,33 @@ def _route(route: Route) -> str:
     return f"{value},{via}" if via else value
 
 
+def _route_options(route: Route) -> str:
+    options = [
+        ("onlink", "true" if route.on_link else None),
+        ("table", route.table),
+        ("src", route.source),
+        ("mtu", route.mtu),
+        ("type", route.type),
+        ("scope", SCOPES[route.scope] if route.scope else None),
+        ("initcwnd", route.congestion_window),
+        ("initrwnd", route.receive_window),
+    ]
+    return ",".join(f"{k}={v}" for k, v in options if v is not None)
+
+
+def _rule(rule: Rule) -> str:
+    """A routing rule in NM's (ip rule's) syntax; check() made sure it has a priority."""
+    words = [
+        ("priority", rule.priority),
+        ("from", rule.source),
+        ("to", rule.to),
+        ("fwmark", rule.mark),
+        ("tos", f"0x{rule.tos:02x}" if rule.tos is not None else None),
+        ("table", rule.table),
+    ]
+    return " ".join(f"{k} {v}" for k, v in words if v is not None)
+
+
 def _method(dev: Device, version: int) -> str:
     addresses, routes = dev.addresses_v(version), dev.routes_v(version)
     dns = [a for a in dev.dns if a.version == version]
@@ -101,15 +133,16 @@ def _ip(dev: Device, version: int, method: str, search: bool) -> list[tuple[str,
     items += [(f"address{i}", str(a)) for i, a in enumerate(addresses, 1)]
     gateway = dev.gateway(version)
     if gateway and (gateway.via is None or gateway.metric is not None or gateway.on_link
-                    or not addresses):  # fmt: skip
+                    or gateway.options or not addresses):  # fmt: skip
         gateway = None  # NM's gateway= needs an address and has no metric: use a route
     if gateway:
         items.append(("gateway", str(gateway.via)))
     routes = [r for r in dev.routes_v(version) if r is not gateway]
     for i, route in enumerate(routes, 1):
         items.append((f"route{i}", _route(route)))
-        if route.on_link:
-            items.append((f"route{i}_options", "onlink=true"))
+        items.append((f"route{i}_options", _route_options(route) or None))
+    rules = [r for r in dev.rules if r.version == version]
+    items += [(f"routing-rule{i}", _rule(rule)) for i, rule in enumerate(rules, 1)]
     if method in CARRIES_DNS:  # NM rejects the whole profile otherwise
         dns = [str(a) for a in dev.dns if a.version == version]
         items.append(("dns", _nm_list(dns) or None))
@@ -175,6 +208,25 @@ def global_dns(state: NetworkState) -> File | None:
 class NetworkManager(Renderer):
     name = "networkmanager"
     summary = "NetworkManager keyfiles in /etc/NetworkManager/system-connections"
+    policy_routing = True
+
+    def check(self, state: NetworkState, facts: GuestFacts) -> None:
+        super().check(state, facts)
+        for dev in state.devices:
+            where = f"network.{dev.kind}s.{dev.key}"
+            for i, route in enumerate(dev.routes):
+                if route.type not in (None, *ROUTE_TYPES):
+                    raise PlanError(
+                        f"{where}.routes[{i}].type: NetworkManager has no {route.type} routes "
+                        f"(it has {', '.join(ROUTE_TYPES)})"
+                    )
+            for i, rule in enumerate(dev.rules):
+                if rule.priority is None:
+                    raise PlanError(
+                        f"{where}.routing-policy[{i}]: NetworkManager needs a priority on "
+                        "every routing rule",
+                        hint="add priority: (lower is looked at first)",
+                    )
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         files = {

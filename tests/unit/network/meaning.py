@@ -38,6 +38,8 @@ class Route:
     type: str | None = None
     mtu: int | None = None
     source: str | None = None
+    cwnd: int | None = None
+    rwnd: int | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,8 @@ def _nd_route(r: dict[str, str]) -> Route:
         type=r.get("Type"),
         mtu=_int(r.get("MTUBytes")),
         source=r.get("PreferredSource"),
+        cwnd=_int(r.get("InitialCongestionWindow")),
+        rwnd=_int(r.get("InitialAdvertisedReceiveWindow")),
     )
 
 
@@ -308,7 +312,7 @@ def _keyfile(kf: configparser.ConfigParser, ref: dict[str, str], out: Meaning) -
         link = replace(link, vlan=(int(kf["vlan"]["id"]), ref.get(parent, parent)))
     if link.master:
         return link  # a port: NM ignores its IP settings
-    addresses, routes = set(), set()
+    addresses, routes, rules = set(), set(), set()
     methods = {}
     for fam in ("ipv4", "ipv6"):
         if not kf.has_section(fam):
@@ -321,6 +325,8 @@ def _keyfile(kf: configparser.ConfigParser, ref: dict[str, str], out: Meaning) -
                     addresses.add(str(ipaddress.ip_interface(a.split(",")[0])))
             elif re.fullmatch(r"routes?\d*", k):
                 routes.add(_nm_route(v, sec.get(f"{k}_options", "")))
+            elif re.fullmatch(r"routing-rule\d+", k):
+                rules.add(_nm_rule(v))
         if gw := sec.get("gateway"):
             routes.add(Route("default", gw))
         out.dns.update(_items(sec.get("dns", "")))
@@ -331,6 +337,7 @@ def _keyfile(kf: configparser.ConfigParser, ref: dict[str, str], out: Meaning) -
         dhcp6=methods.get("ipv6") == "auto",
         addresses=frozenset(addresses),
         routes=frozenset(routes),
+        rules=frozenset(rules),
     )
 
 
@@ -343,8 +350,18 @@ def _nm_route(value: str, options: str) -> Route:
         metric=_int(metric),
         on_link=_bool(opts.get("onlink", "false")),
         table=_int(opts.get("table")),
-        scope=opts.get("scope"),
+        scope={"0": "global", "253": "link", "254": "host"}.get(opts.get("scope", ""), None),
         type=opts.get("type"),
         mtu=_int(opts.get("mtu")),
         source=opts.get("src"),
+        cwnd=_int(opts.get("initcwnd")),
+        rwnd=_int(opts.get("initrwnd")),
     )
+
+
+def _nm_rule(value: str) -> Rule:
+    words = value.split()
+    w = dict(zip(words[::2], words[1::2], strict=False))
+    tos = w.get("tos")
+    return Rule(w.get("from"), w.get("to"), _int(w.get("table")), _int(w.get("priority")),
+                _int(w.get("fwmark")), int(tos, 0) if tos else None)  # fmt: skip

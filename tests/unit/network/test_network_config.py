@@ -154,3 +154,30 @@ def test_bond_parameters_are_checked(parameters, where, message):
         config.parse({"network": net})
     assert str(err.value).startswith(f"error at {where}"), str(err.value)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("stack", ["ifupdown", "alpine", "network-scripts", "wicked"])
+@pytest.mark.parametrize(
+    ("eth", "where"),
+    [
+        ({"routes": [{"to": "10.0.0.0/8", "via": "192.0.2.1", "table": 5}]}, r"routes\[0\]"),
+        ({"routing-policy": [{"from": "192.0.2.0/24", "table": 5}]}, "routing-policy"),
+    ],
+)
+def test_stacks_without_policy_routing_refuse_it_naming_key_and_stack(stack, eth, where):
+    from vmtailor.customizer.errors import PlanError
+    from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
+    from vmtailor.customizer.network.state import build_state
+
+    eth = {"addresses": ["192.0.2.10/24"], **eth}
+    net = config.parse({"network": {"version": 2, "ethernets": {"eth0": eth}}}).network
+    with pytest.raises(PlanError, match=rf"^network\.ethernets\.eth0\.{where}: .*{stack} stack"):
+        RENDERERS[stack].check(build_state(net), GuestFacts())
+
+
+def test_a_default_route_in_another_table_is_no_second_default():
+    eth = {"addresses": ["192.0.2.10/24"], "routes": [{"to": "default", "via": "192.0.2.1"}]}
+    other = {"addresses": ["198.51.100.10/24"],
+             "routes": [{"to": "default", "via": "198.51.100.1", "table": 7}]}  # fmt: skip
+    net = {"version": 2, "ethernets": {"eth0": eth, "eth1": other}}
+    assert config.parse({"network": net}).network is not None

@@ -174,6 +174,10 @@ for path in sys.argv[1:]:
         d["routes" + fam] = [[r.get_dest(), r.get_prefix(), r.get_next_hop(), r.get_metric()]
                              for r in (ip.get_route(i) for i in range(ip.get_num_routes()))]
         d["dns" + fam] = [ip.get_dns(i) for i in range(ip.get_num_dns())]
+        d["rules" + fam] = [ip.get_routing_rule(i).to_string(0, None)
+                            for i in range(ip.get_num_routing_rules())]
+        d["attrs" + fam] = [{n: str(r.get_attribute(n)) for n in r.get_attribute_names()}
+                            for r in (ip.get_route(i) for i in range(ip.get_num_routes()))]
     b = c.get_setting_bond()
     if b:
         d["bond"] = {b.get_option(i)[1]: b.get_option(i)[2] for i in range(b.get_num_options())}
@@ -354,3 +358,48 @@ def test_dns_without_address_loads_in_libnm_and_goes_global(case, tmp_path):
     assert got["method6"] == "link-local"
     dns = OWN[case]["ethernets"]["eth0"]["nameservers"]["addresses"]
     assert f"servers={','.join(dns)}\n" in files[GLOBAL_DNS].content
+
+
+@needs_libnm
+def test_route_options_and_rules_load_in_libnm(tmp_path):
+    """What netplan's NM backend can't write (it drops rules and scope, refuses types),
+    read back by NM's own keyfile reader."""
+    from tests.unit.network.test_netplan_oracle import OWN
+
+    net = config.parse({"network": {"version": 2, **OWN["routing"]}}).network
+    files = RENDERERS["networkmanager"].render(build_state(net), GuestFacts())
+    got = libnm_read(files, tmp_path)["vmtailor-eth0.nmconnection"]
+    assert got["rules4"] == [
+        "priority 10 from 192.0.2.0/24 table 101",
+        "priority 11 to 198.51.100.0/24 tos 0x08 fwmark 0x5 table 101",
+    ]
+    assert got["rules6"] == ["priority 12 from 2001:db8::/64 table 102"]
+    assert got["attrs4"] == [
+        {"table": "uint32 101", "src": "'192.0.2.10'", "mtu": "uint32 1400",
+         "initcwnd": "uint32 10", "initrwnd": "uint32 20"},
+        {"table": "uint32 101"},
+        {"scope": "byte 0xfd"},
+        {"type": "'blackhole'"},
+        {"type": "'unreachable'"},
+    ]  # fmt: skip
+    assert got["attrs6"] == [{"table": "uint32 102"}]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"priority": None}, r"routing-policy\[0\]: NetworkManager needs a priority"),
+        ({"type": "nat"}, r"routes\[0\]\.type: NetworkManager has no nat routes"),
+    ],
+)
+def test_what_networkmanager_cant_do_is_refused_by_key(change, message):
+    from vmtailor.customizer.errors import PlanError
+
+    route = {"to": "10.9.0.0/16", **({"type": change["type"]} if "type" in change else {})}
+    rule = {"from": "192.0.2.0/24", "table": 5, "priority": 1}
+    if "priority" in change:
+        del rule["priority"]
+    eth = {"addresses": ["192.0.2.10/24"], "routes": [route], "routing-policy": [rule]}
+    net = config.parse({"network": {"version": 2, "ethernets": {"eth0": eth}}}).network
+    with pytest.raises(PlanError, match=rf"^network\.ethernets\.eth0\.{message}"):
+        RENDERERS["networkmanager"].check(build_state(net), GuestFacts())
