@@ -323,7 +323,10 @@ class Network:
 
     __rejected_keys__ = NETWORK_OUT_OF_SCOPE
 
-    version: Literal[2] = spec("format version; only 2 (netplan) is accepted", default=2)
+    version: Literal[2] = spec(
+        "format version: 2 (netplan); 1 (cloud-init network-config v1) is converted to 2",
+        default=2,
+    )
     renderer: str | None = spec(
         "network stack to write for, instead of the one detected in the guest",
         default=None,
@@ -333,6 +336,30 @@ class Network:
     bonds: dict[str, Bond] = spec("bonded interfaces by name", factory=dict)
     bridges: dict[str, Bridge] = spec("bridges by name", factory=dict)
     vlans: dict[str, Vlan] = spec("VLAN interfaces by name", factory=dict)
+
+    @classmethod
+    def __convert__(cls, value: object, path: Path) -> Network | None:
+        """cloud-init's v1 converted and loaded as v2 (errors name the v1 key); None for
+        v2, which loads as it is."""
+        version = value.get("version", 2) if isinstance(value, dict) else 2
+        if version == 2 and type(version) is int:
+            return None
+        if version != 1 or type(version) is not int:
+            raise ConfigError(
+                (*path, "version"),
+                f"network version {version!r}: versions 1 (cloud-init network-config v1) "
+                "and 2 (netplan) are accepted",
+            )
+        from . import netv1
+        from .schema import load
+
+        assert isinstance(value, dict)
+        v2, conv = netv1.convert(value, path)
+        try:
+            return load(cls, v2, path)
+        except ConfigError as exc:
+            exc.path = conv.v1_path(exc.path)
+            raise
 
     def all(self) -> list[tuple[str, str, Interface]]:
         """(section, key, interface) for every interface, in config order."""

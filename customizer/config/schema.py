@@ -157,6 +157,10 @@ def _suggest(key: str, known: list[str]) -> str:
 
 
 def _load_model(cls: Any, value: Any, path: Path) -> Any:
+    # a model that accepts an older format converts it first (network v1 -> v2)
+    convert = getattr(cls, "__convert__", None)
+    if convert is not None and (model := convert(value, path)) is not None:
+        return model
     if not isinstance(value, dict):
         raise ConfigError(path, f"expected a mapping, got {_describe(value)}")
     fields = {config_key(f): f for f in dataclasses.fields(cls)}
