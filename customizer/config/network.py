@@ -152,6 +152,34 @@ class Nameservers:
 
 
 @dataclass(kw_only=True)
+class DhcpOverrides:
+    """What to take from the DHCP server (netplan's dhcp4-overrides)."""
+
+    use_dns: bool | None = spec("use the DNS servers DHCP offers", default=None,
+                                key="use-dns")  # fmt: skip
+    use_ntp: bool | None = spec("use the NTP servers DHCP offers", default=None,
+                                key="use-ntp")  # fmt: skip
+    send_hostname: bool | None = spec("send the hostname to the DHCP server", default=None,
+                                      key="send-hostname")  # fmt: skip
+    use_hostname: bool | None = spec("take the hostname DHCP offers", default=None,
+                                     key="use-hostname")  # fmt: skip
+    use_mtu: bool | None = spec("take the MTU DHCP offers (netplan's default: yes)",
+                                default=None, key="use-mtu")  # fmt: skip
+    hostname: str | None = spec("hostname to send instead of the machine's", default=None)
+    use_routes: bool | None = spec("install the routes DHCP offers (the default route too)",
+                                   default=None, key="use-routes")  # fmt: skip
+    route_metric: int | None = spec("metric of the routes DHCP offers", default=None,
+                                    key="route-metric", minimum=0)  # fmt: skip
+    use_domains: bool | None = spec("use the search domains DHCP offers", default=None,
+                                    key="use-domains")  # fmt: skip
+
+    def values(self) -> dict[str, object]:
+        """Set overrides by netplan's name."""
+        out = {f.name.replace("_", "-"): getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclass(kw_only=True)
 class Interface:
     """What every kind of interface can have."""
 
@@ -174,6 +202,18 @@ class Interface:
     optional: bool = spec("boot does not wait for this interface", default=False)
     accept_ra: bool | None = spec("accept IPv6 router advertisements", default=None,
                                   key="accept-ra")  # fmt: skip
+    dhcp4_overrides: DhcpOverrides | None = spec("what to take from the DHCPv4 server",
+                                                 default=None, key="dhcp4-overrides")  # fmt: skip
+    dhcp_identifier: Literal["duid", "mac"] | None = spec(
+        "DHCP client identifier: duid (the default) or mac", default=None,
+        key="dhcp-identifier")  # fmt: skip
+    link_local: list[Literal["ipv4", "ipv6"]] | None = spec(
+        "link-local addressing families (netplan's default: [ipv6])", default=None,
+        key="link-local")  # fmt: skip
+    ipv6_privacy: bool | None = spec("IPv6 privacy (temporary) addresses", default=None,
+                                     key="ipv6-privacy")  # fmt: skip
+    ipv6_mtu: int | None = spec("IPv6 MTU in bytes", default=None, key="ipv6-mtu",
+                                minimum=1280, maximum=65535)  # fmt: skip
 
 
 @dataclass(kw_only=True)
@@ -186,6 +226,7 @@ class Ethernet(Interface):
                                default=None)  # fmt: skip
     set_name: str | None = spec("rename the matched NIC to this", default=None, key="set-name",
                                 pattern=IFNAME)  # fmt: skip
+    wakeonlan: bool | None = spec("wake on LAN (magic packet)", default=None)
 
 
 @dataclass(kw_only=True)

@@ -96,6 +96,12 @@ class Device:
     mtu: int | None = None
     optional: bool = False
     accept_ra: bool | None = None
+    dhcp4_overrides: dict[str, object] = field(default_factory=dict)  # netplan's names
+    dhcp_identifier: str | None = None
+    link_local: tuple[str, ...] | None = None  # None: the stack's default
+    ipv6_privacy: bool | None = None
+    ipv6_mtu: int | None = None
+    wakeonlan: bool | None = None
     bond_members: tuple[str, ...] = ()  # kernel names of member ethernets
     bond_master: str | None = None  # for a bond member: the bond's kernel name
     bond_params: dict[str, object] = field(default_factory=dict)  # netplan's names
@@ -106,6 +112,14 @@ class Device:
     port_priority: int | None = None
     vlan_id: int | None = None
     vlan_link: str | None = None  # kernel name of the underlying device
+
+    @property
+    def extras(self) -> list[str]:
+        """netplan keys set here that only some stacks write (see Renderer.check)."""
+        keys = {"dhcp4-overrides": self.dhcp4_overrides, "dhcp-identifier": self.dhcp_identifier,
+                "link-local": self.link_local is not None, "ipv6-privacy": self.ipv6_privacy,
+                "ipv6-mtu": self.ipv6_mtu, "wakeonlan": self.wakeonlan}  # fmt: skip
+        return [k for k, v in keys.items() if v not in (None, False, {}, ())]
 
     @property
     def is_port(self) -> bool:
@@ -221,6 +235,11 @@ def _common(iface: ConfigInterface) -> dict:
         "optional": iface.optional,
         "accept_ra": iface.accept_ra,
         "set_mac": iface.macaddress.lower() if iface.macaddress else None,
+        "dhcp4_overrides": iface.dhcp4_overrides.values() if iface.dhcp4_overrides else {},
+        "dhcp_identifier": iface.dhcp_identifier,
+        "link_local": tuple(iface.link_local) if iface.link_local is not None else None,
+        "ipv6_privacy": iface.ipv6_privacy,
+        "ipv6_mtu": iface.ipv6_mtu,
     }
 
 
@@ -250,6 +269,7 @@ def build_state(net: Network) -> NetworkState:
                 match_name=match.name if match and match.name else None,
                 driver=match.driver if match else None,
                 set_name=eth.set_name,
+                wakeonlan=eth.wakeonlan,
                 bond_master=names[master[key]] if key in master else None,
                 **_port(net, key, bridge_of),
                 **_common(eth),

@@ -43,6 +43,8 @@ class Renderer:
     unsupported_kinds: tuple[str, ...] = ()
     # route options (table, from, scope, type, mtu, ...) and routing-policy
     policy_routing = False
+    # the netplan keys of Device.extras this stack writes (dhcp4-overrides, link-local, ...)
+    extras: tuple[str, ...] = ()
 
     def check(self, state: NetworkState, facts: GuestFacts) -> None:
         """Refuse, before anything in the guest is touched, a config this stack can't be
@@ -55,9 +57,15 @@ class Renderer:
                     hint="bridges are written for netplan, networkd and NetworkManager; "
                     "network.renderer names the stack",
                 )
+            where = f"network.{dev.kind}s.{dev.key}"
+            for key in dev.extras:
+                if key not in self.extras:
+                    raise PlanError(
+                        f"{where}.{key}: vmtailor does not write {key} for the {self.name} "
+                        "stack" + (" yet" if key not in self.never else ""),
+                    )
             if self.policy_routing:
                 continue
-            where = f"network.{dev.kind}s.{dev.key}"
             if dev.rules:
                 raise PlanError(f"{where}.routing-policy: {self.no_policy}")
             for i, route in enumerate(dev.routes):
@@ -65,6 +73,9 @@ class Renderer:
                     raise PlanError(
                         f"{where}.routes[{i}]: route {', '.join(route.options)}: {self.no_policy}"
                     )
+
+    # extras the stack itself has no setting for
+    never: tuple[str, ...] = ()
 
     @property
     def no_policy(self) -> str:

@@ -53,7 +53,7 @@ def _yaml(mapping: dict, indent: int = 0) -> list[str]:
             lines.append(f"{pad}{key}:" + ("" if value else " {}"))
             lines.extend(_yaml(value, indent + 1))
         elif isinstance(value, list):
-            lines.append(f"{pad}{key}:")
+            lines.append(f"{pad}{key}:" + ("" if value else " []"))
             for item in value:
                 if isinstance(item, dict):
                     body = _yaml(item, indent + 2)
@@ -117,6 +117,12 @@ def _interface(dev: Device) -> dict:
         "mtu": dev.mtu,
         "macaddress": dev.set_mac,
         "optional": True if dev.optional else None,
+        "dhcp4-overrides": dict(dev.dhcp4_overrides) or None,
+        "dhcp-identifier": dev.dhcp_identifier,
+        "link-local": list(dev.link_local) if dev.link_local is not None else None,
+        "ipv6-privacy": dev.ipv6_privacy,
+        "ipv6-mtu": dev.ipv6_mtu,
+        "wakeonlan": dev.wakeonlan,
     }
 
 
@@ -186,6 +192,8 @@ class Netplan(Renderer):
     name = "netplan"
     summary = "netplan YAML in /etc/netplan (Ubuntu >= 18.04)"
     policy_routing = True
+    extras = ("dhcp4-overrides", "dhcp-identifier", "link-local", "ipv6-privacy", "ipv6-mtu",
+              "wakeonlan")  # fmt: skip
 
     def check(self, state: NetworkState, facts: GuestFacts) -> None:
         """netplan's NetworkManager backend (0.106) refuses routes that aren't unicast,
@@ -195,6 +203,8 @@ class Netplan(Renderer):
             return
         for dev in state.devices:
             where = f"network.{dev.kind}s.{dev.key}"
+            if dev.ipv6_mtu:
+                raise PlanError(f"{where}.ipv6-mtu: netplan's NetworkManager backend has none")
             if dev.rules:
                 raise PlanError(
                     f"{where}.routing-policy: netplan's NetworkManager backend drops it"

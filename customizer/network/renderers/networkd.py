@@ -13,6 +13,12 @@ from .base import File, GuestFacts, Renderer
 DIR = "/etc/systemd/network"
 PREFIX = "10-vmtailor-"
 HEADER = "# Written by vmtailor from the config's network key.\n"
+NAME_POLICY = "keep kernel database onboard slot path"
+# netplan's dhcp4-overrides -> [DHCPv4] keys
+DHCP4 = {"use-dns": "UseDNS", "use-ntp": "UseNTP", "send-hostname": "SendHostname",
+         "use-hostname": "UseHostname", "use-mtu": "UseMTU", "hostname": "Hostname",
+         "use-routes": "UseRoutes", "route-metric": "RouteMetric",
+         "use-domains": "UseDomains"}  # fmt: skip
 # netplan's bridge parameters -> [Bridge] keys of a .netdev (times in seconds, as both)
 BRIDGE = {"ageing-time": "AgeingTimeSec", "priority": "Priority",
           "forward-delay": "ForwardDelaySec", "hello-time": "HelloTimeSec",
@@ -69,6 +75,13 @@ def _network(dev: Device, state: NetworkState) -> str:
             net.append(("IPv6AcceptRA", dev.accept_ra))
         elif dev.addresses_v(6) and not dev.dhcp6:
             net.append(("IPv6AcceptRA", False))
+        if dev.link_local is not None:
+            families = set(dev.link_local)
+            net.append(("LinkLocalAddressing", {frozenset(): "no", frozenset({"ipv4"}): "ipv4",
+                        frozenset({"ipv6"}): "ipv6"}.get(frozenset(families), "yes")))  # fmt: skip
+        if dev.ipv6_privacy:
+            net.append(("IPv6PrivacyExtensions", True))
+        net.append(("IPv6MTUBytes", dev.ipv6_mtu))
     for vlan in state.by_kind("vlan"):
         if vlan.vlan_link == dev.name:
             net.append(("VLAN", vlan.name))
@@ -82,6 +95,11 @@ def _network(dev: Device, state: NetworkState) -> str:
     ]
     if dev.bridge_master:
         sections.append(("Bridge", [("Cost", dev.port_cost), ("Priority", dev.port_priority)]))
+    if dev.dhcp4 and not dev.is_port:
+        # netplan's defaults, which mean its DHCP routes and MTU (networkd: 1024, no)
+        overrides = {"route-metric": 100, "use-mtu": True, **dev.dhcp4_overrides}
+        dhcp = [(DHCP4[k], v) for k, v in overrides.items()]
+        sections.append(("DHCPv4", [("ClientIdentifier", dev.dhcp_identifier), *dhcp]))
     for route in dev.routes:
         sections.append(
             (
@@ -138,11 +156,21 @@ def _netdev(dev: Device) -> str | None:
 
 
 def _link(dev: Device) -> str | None:
-    """Renaming a NIC matched by MAC (set-name) is a .link file's job."""
-    if dev.kind != "ethernet" or not dev.set_name:
+    """Renaming a NIC matched by MAC (set-name) and wake-on-LAN are a .link file's job."""
+    if dev.kind != "ethernet" or not (dev.set_name or dev.wakeonlan):
         return None
-    match = ("MACAddress", dev.mac) if dev.mac else ("OriginalName", dev.match_name)
-    return unitfile.render([("Match", [match]), ("Link", [("Name", dev.name)])], HEADER)
+    if dev.mac:
+        match = ("MACAddress", dev.mac)
+    else:
+        match = ("OriginalName", dev.match_name or dev.name)
+    # the first .link that matches is the only one: without a Name, keep the naming
+    # policy of systemd's 99-default.link, or the NIC would keep its kernel name
+    link: list[tuple[str, object]] = (
+        [("Name", dev.name)] if dev.set_name else [("NamePolicy", NAME_POLICY)]
+    )
+    if dev.wakeonlan:
+        link.append(("WakeOnLan", "magic"))
+    return unitfile.render([("Match", [match]), ("Link", link)], HEADER)
 
 
 @register
@@ -150,6 +178,8 @@ class Networkd(Renderer):
     name = "networkd"
     summary = "systemd-networkd .network/.netdev/.link files"
     policy_routing = True
+    extras = ("dhcp4-overrides", "dhcp-identifier", "link-local", "ipv6-privacy", "ipv6-mtu",
+              "wakeonlan")  # fmt: skip
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         files: dict[str, File] = {}

@@ -67,6 +67,7 @@ def _connection(dev: Device) -> list[Section]:
     elif dev.bridge_master:
         con += [("master", connection_uuid(dev.bridge_master)), ("slave-type", "bridge")]
     ether = [
+        ("wake-on-lan", 64 if dev.wakeonlan else None),  # NM's flag for magic packets
         ("mac-address", dev.mac.upper() if dev.mac else None),
         ("cloned-mac-address", dev.set_mac.upper() if dev.set_mac else None),
         ("mtu", dev.mtu),
@@ -80,6 +81,22 @@ def _route(route: Route) -> str:
     if route.metric is not None:
         return f"{value},{via},{route.metric}"
     return f"{value},{via}" if via else value
+
+
+def _dhcp4(dev: Device) -> list[tuple[str, object]]:
+    """dhcp4-overrides in NM's terms; use-ntp and use-hostname need none (NM takes
+    neither NTP servers nor, with the hostname set, a hostname from DHCP)."""
+    o = dev.dhcp4_overrides
+    routes = o.get("use-routes") is False
+    return [
+        ("dhcp-client-id", dev.dhcp_identifier),
+        ("dhcp-send-hostname", o.get("send-hostname")),
+        ("dhcp-hostname", o.get("hostname")),
+        ("ignore-auto-dns", True if o.get("use-dns") is False else None),
+        ("ignore-auto-routes", True if routes else None),
+        ("never-default", True if routes else None),
+        ("route-metric", o.get("route-metric")),
+    ]
 
 
 def _route_options(route: Route) -> str:
@@ -143,6 +160,10 @@ def _ip(dev: Device, version: int, method: str, search: bool) -> list[tuple[str,
         items.append((f"route{i}_options", _route_options(route) or None))
     rules = [r for r in dev.rules if r.version == version]
     items += [(f"routing-rule{i}", _rule(rule)) for i, rule in enumerate(rules, 1)]
+    if version == 4 and method == "auto":
+        items += _dhcp4(dev)
+    if version == 6 and dev.ipv6_privacy:
+        items.append(("ip6-privacy", 2))  # temporary addresses, preferred (netplan's)
     if method in CARRIES_DNS:  # NM rejects the whole profile otherwise
         dns = [str(a) for a in dev.dns if a.version == version]
         items.append(("dns", _nm_list(dns) or None))
@@ -209,11 +230,26 @@ class NetworkManager(Renderer):
     name = "networkmanager"
     summary = "NetworkManager keyfiles in /etc/NetworkManager/system-connections"
     policy_routing = True
+    extras = ("dhcp4-overrides", "dhcp-identifier", "ipv6-privacy", "wakeonlan")
 
     def check(self, state: NetworkState, facts: GuestFacts) -> None:
         super().check(state, facts)
         for dev in state.devices:
             where = f"network.{dev.kind}s.{dev.key}"
+            if dev.dhcp4_overrides.get("use-mtu") is False:
+                raise PlanError(
+                    f"{where}.dhcp4-overrides.use-mtu: NetworkManager has no switch to ignore "
+                    "the MTU DHCP offers",
+                    hint="set mtu: on the interface instead",
+                )
+            if {dev.dhcp4_overrides.get(k, True) for k in ("use-dns", "use-domains")} == {
+                True,
+                False,
+            }:
+                raise PlanError(
+                    f"{where}.dhcp4-overrides: NetworkManager takes DHCP's DNS servers and "
+                    "domains together: use-dns and use-domains must agree"
+                )
             for i, route in enumerate(dev.routes):
                 if route.type not in (None, *ROUTE_TYPES):
                     raise PlanError(

@@ -6,8 +6,8 @@ difference in the model is a difference in meaning, not in spelling. Deliberatel
 compared, with the reason:
 - what netplan adds to every link of its own accord and vmtailor leaves to the stack's
   default: networkd LinkLocalAddressing=ipv6 (networkd's default too),
-  ConfigureWithoutCarrier on virtual links, [DHCP] RouteMetric=100/UseMTU, .link
-  WakeOnLan=off, NM wake-on-lan=0 and ip6-privacy=0;
+  ConfigureWithoutCarrier on virtual links, .link WakeOnLan=off, NM wake-on-lan=0 and
+  ip6-privacy=0;
 - NM ipv4 method link-local versus disabled on a link without IPv4 config (netplan's NM
   backend turns IPv4LL on there, its networkd backend doesn't; vmtailor follows networkd);
 - NM ipv6 method ignore versus link-local on a link without IPv6 config;
@@ -71,6 +71,7 @@ class Link:
     vlan: tuple | None = None  # (id, parent link)
     accept_ra: bool | None = None
     dhcp_overrides: frozenset = frozenset()
+    extra: frozenset = frozenset()  # link-local, IPv6 privacy and MTU, wake-on-LAN
 
 
 @dataclass
@@ -119,6 +120,7 @@ def networkd(files: dict[str, str], prefix: str) -> Meaning:
     """Read .network/.netdev/.link files (path -> text) whose names start with prefix."""
     out = Meaning()
     renames: dict[str, str] = {}  # MAC or original name -> new name
+    wol: dict[str, str] = {}  # MAC or original name -> WakeOnLan (other than off)
     netdevs: dict[str, dict] = {}
     for path, text in files.items():
         if path.endswith(".link"):
@@ -129,6 +131,9 @@ def networkd(files: dict[str, str], prefix: str) -> Meaning:
             key = key.lower() if key else match.get("OriginalName")
             if name and key:
                 renames[key] = name
+            wake = dict(sections.get("Link", [])).get("WakeOnLan", "off")
+            if key and wake != "off":
+                wol[key] = wake
         elif path.endswith(".netdev"):
             sections = dict(unitfile.parse(text))
             nd = dict(sections["NetDev"])
@@ -148,6 +153,9 @@ def networkd(files: dict[str, str], prefix: str) -> Meaning:
             continue
         key = _stem(path, prefix)
         link, parents = _network_file(text, renames, out)
+        ids = [v for k, v in link.match if k in ("mac", "name")] + [key]
+        if wake := next((wol[i] for i in ids if i in wol), None):
+            link = replace(link, extra=link.extra | {("wakeonlan", wake)})
         for vlan in parents:
             vlan_parent[vlan] = key
         out.links[key] = link
@@ -193,9 +201,7 @@ def _network_file(text: str, renames: dict[str, str], out: Meaning) -> tuple[Lin
                            _int(r.get("TypeOfService"))))  # fmt: skip
         elif name in ("DHCP", "DHCPv4", "DHCPv6"):
             fam = "6" if name == "DHCPv6" else "4"
-            for k, v in items:
-                if k not in ("RouteMetric", "UseMTU") or name != "DHCP" or v not in ("100", "true"):
-                    overrides.add((fam, k, v.lower()))
+            overrides.update((fam, k, _param(v)) for k, v in items)
     macs = [v for k, v in match if k == "mac"]
     if macs and macs[0] in renames:
         rename = renames[macs[0]]
@@ -208,6 +214,12 @@ def _network_file(text: str, renames: dict[str, str], out: Meaning) -> tuple[Lin
     out.dns.update(v for x in values.get("DNS", []) for v in x.split())
     out.search.update(v for x in values.get("Domains", []) for v in x.split())
     master = (values.get("Bond") or values.get("Bridge") or [None])[-1]
+    extra = {
+        (k, v[-1]) for k, v in values.items() if k in ("IPv6PrivacyExtensions", "IPv6MTUBytes")
+    }
+    ll = (values.get("LinkLocalAddressing") or ["ipv6"])[-1]
+    if ll != "ipv6":  # networkd's default
+        extra.add(("LinkLocalAddressing", ll))
     result = Link(
         match=frozenset(match),
         rename=rename,
@@ -222,9 +234,14 @@ def _network_file(text: str, renames: dict[str, str], out: Meaning) -> tuple[Lin
         primary=_bool((values.get("PrimarySlave") or ["no"])[-1]),
         port=frozenset(("priority" if k == "Priority" else "cost", v) for k, v in port),
         accept_ra=_bool(ra[-1]) if ra and not master else None,
-        dhcp_overrides=frozenset(overrides),
+        # [DHCP] (DHCPv4's, since systemd 244) means nothing where DHCPv4 is off
+        dhcp_overrides=frozenset(o for o in overrides if o[0] == "6" or dhcp in DHCP4_ON),
+        extra=frozenset(extra),
     )
     return result, values.get("VLAN", [])
+
+
+DHCP4_ON = ("yes", "true", "ipv4", "both")
 
 
 def _int(value: str | None) -> int | None:
@@ -312,7 +329,10 @@ def _keyfile(kf: configparser.ConfigParser, ref: dict[str, str], out: Meaning) -
         link = replace(link, vlan=(int(kf["vlan"]["id"]), ref.get(parent, parent)))
     if link.master:
         return link  # a port: NM ignores its IP settings
-    addresses, routes, rules = set(), set(), set()
+    addresses, routes, rules, overrides = set(), set(), set(), set()
+    extra = set()
+    if eth.get("wake-on-lan", "1") not in ("0", "1"):
+        extra.add(("wakeonlan", eth["wake-on-lan"]))
     methods = {}
     for fam in ("ipv4", "ipv6"):
         if not kf.has_section(fam):
@@ -329,6 +349,12 @@ def _keyfile(kf: configparser.ConfigParser, ref: dict[str, str], out: Meaning) -
                 rules.add(_nm_rule(v))
         if gw := sec.get("gateway"):
             routes.add(Route("default", gw))
+        fam_ = fam[-1]
+        for k in NM_DHCP:
+            if k in sec:
+                overrides.add((fam_, k, sec[k]))
+        if fam == "ipv6" and sec.get("ip6-privacy", "0") not in ("0", "-1"):
+            extra.add(("ip6-privacy", sec["ip6-privacy"]))
         out.dns.update(_items(sec.get("dns", "")))
         out.search.update(_items(sec.get("dns-search", "")))
     return replace(
@@ -338,7 +364,13 @@ def _keyfile(kf: configparser.ConfigParser, ref: dict[str, str], out: Meaning) -
         addresses=frozenset(addresses),
         routes=frozenset(routes),
         rules=frozenset(rules),
+        dhcp_overrides=frozenset(overrides),
+        extra=frozenset(extra),
     )
+
+
+NM_DHCP = ("dhcp-client-id", "dhcp-send-hostname", "dhcp-hostname", "ignore-auto-dns",
+           "ignore-auto-routes", "never-default", "route-metric")  # fmt: skip
 
 
 def _nm_route(value: str, options: str) -> Route:

@@ -32,8 +32,8 @@ needs_netplan = required(NETPLAN is None or not EXAMPLES.is_dir(), "netplan.io")
 
 ACCEPTED = [
     "bonding", "bonding_router", "bridge", "bridge_vlan", "dhcp", "direct_connect_gateway", "direct_connect_gateway_ipv6",
-    "loopback_interface", "network_manager", "source_routing", "static", "static_multiaddress",
-    "static_singlenic_multiip_multigateway", "vlan",
+    "loopback_interface", "network_manager", "route_metric", "source_routing", "static", "static_multiaddress",
+    "static_singlenic_multiip_multigateway", "vlan", "windows_dhcp_server",
 ]  # fmt: skip
 MAC1, MAC2, MAC3 = "52:54:00:12:34:56", "52:54:00:ab:cd:01", "52:54:00:ab:cd:02"
 # our own cases: what the examples leave out, and the bugs netplan's reading showed up
@@ -108,6 +108,16 @@ OWN = {
             {"to": "198.51.100.0/24", "table": 101, "mark": 5, "type-of-service": 8,
              "priority": 11},
             {"from": "2001:db8::/64", "table": 102, "priority": 12}]}}},
+    "dhcp-overrides": {"ethernets": {"eth0": {
+        "dhcp4": True, "dhcp-identifier": "mac", "dhcp4-overrides": {
+            "use-dns": False, "use-ntp": False, "send-hostname": False, "use-hostname": False,
+            "use-mtu": False, "hostname": "foo", "use-routes": False, "route-metric": 50,
+            "use-domains": False}}}},
+    "link-extras": {"ethernets": {
+        "eth0": {"dhcp4": True, "link-local": ["ipv4", "ipv6"], "ipv6-privacy": True,
+                 "ipv6-mtu": 1400, "wakeonlan": True},
+        "eth1": {"addresses": ["192.0.2.10/24"], "link-local": []},
+        "eth2": {"match": {"macaddress": MAC1}, "dhcp4": True, "wakeonlan": True}}},
     "bond-no-parameters": {"ethernets": {"e1": {}}, "bonds": {"bond0": {"interfaces": ["e1"]}}},
 }  # fmt: skip
 # cases where netplan's own NetworkManager output is wrong, so it is no oracle there
@@ -119,11 +129,12 @@ NM_GAPS = {
     # priority, which NM refuses
     "source_routing": "netplan's NM backend drops routing-policy",
     "routing": "netplan's NM backend drops routing-policy and scope, refuses route types",
+    "windows_dhcp_server": "netplan's NM backend drops dhcp-identifier",
+    "dhcp-overrides": "netplan's NM backend drops use-dns, send-hostname, hostname",
+    "link-extras": "NetworkManager: vmtailor refuses link-local and ipv6-mtu (not yet)",
 }
 # example -> (where vmtailor refuses it, why): #18 work still to do
 NOT_YET = {
-    "route_metric": ("network.ethernets.enred.dhcp4-overrides", "dhcp4-overrides"),
-    "windows_dhcp_server": ("network.ethernets.enp3s0.dhcp-identifier", "dhcp-identifier"),
     "offload": ("network.ethernets.ens1.receive-checksum-offload", "offload settings"),
 }  # fmt: skip
 # example -> where vmtailor refuses it as out of scope

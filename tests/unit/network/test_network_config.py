@@ -181,3 +181,26 @@ def test_a_default_route_in_another_table_is_no_second_default():
              "routes": [{"to": "default", "via": "198.51.100.1", "table": 7}]}  # fmt: skip
     net = {"version": 2, "ethernets": {"eth0": eth, "eth1": other}}
     assert config.parse({"network": net}).network is not None
+
+
+@pytest.mark.parametrize(
+    ("stack", "eth", "message"),
+    [
+        ("ifupdown", {"dhcp4-overrides": {"route-metric": 5}}, r"dhcp4-overrides: .* ifupdown"),
+        ("wicked", {"ipv6-privacy": True}, r"ipv6-privacy: .* wicked"),
+        ("networkmanager", {"link-local": []}, r"link-local: .* networkmanager"),
+        ("networkmanager", {"dhcp4-overrides": {"use-mtu": False}},
+         r"dhcp4-overrides\.use-mtu: NetworkManager has no switch"),
+        ("networkmanager", {"dhcp4-overrides": {"use-dns": False}},
+         r"dhcp4-overrides: NetworkManager takes DHCP's DNS servers and domains together"),
+    ],
+)  # fmt: skip
+def test_what_a_stack_cannot_write_is_refused_naming_key_and_stack(stack, eth, message):
+    from vmtailor.customizer.errors import PlanError
+    from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
+    from vmtailor.customizer.network.state import build_state
+
+    net = {"version": 2, "ethernets": {"eth0": {"dhcp4": True, **eth}}}
+    state = build_state(config.parse({"network": net}).network)
+    with pytest.raises(PlanError, match=rf"^network\.ethernets\.eth0\.{message}"):
+        RENDERERS[stack].check(state, GuestFacts())

@@ -403,3 +403,21 @@ def test_what_networkmanager_cant_do_is_refused_by_key(change, message):
     net = config.parse({"network": {"version": 2, "ethernets": {"eth0": eth}}}).network
     with pytest.raises(PlanError, match=rf"^network\.ethernets\.eth0\.{message}"):
         RENDERERS["networkmanager"].check(build_state(net), GuestFacts())
+
+
+@needs_libnm
+def test_dhcp_overrides_load_in_libnm(tmp_path):
+    eth = {"dhcp4": True, "dhcp-identifier": "mac", "wakeonlan": True, "ipv6-privacy": True,
+           "dhcp4-overrides": {"use-dns": False, "use-domains": False, "use-routes": False,
+                               "route-metric": 50, "send-hostname": False, "hostname": "foo"}}  # fmt: skip
+    net = config.parse({"network": {"version": 2, "ethernets": {"eth0": eth}}}).network
+    files = RENDERERS["networkmanager"].render(build_state(net), GuestFacts())
+    libnm_read(files, tmp_path)  # verify() passes
+    kf = configparser.ConfigParser(interpolation=None)
+    kf.read_string(files[f"{DIR}/vmtailor-eth0.nmconnection"].content)
+    assert dict(kf["ipv4"]) == {
+        "method": "auto", "dhcp-client-id": "mac", "dhcp-send-hostname": "false",
+        "dhcp-hostname": "foo", "ignore-auto-dns": "true", "ignore-auto-routes": "true",
+        "never-default": "true", "route-metric": "50"}  # fmt: skip
+    assert kf["ipv6"]["ip6-privacy"] == "2"
+    assert kf["ethernet"]["wake-on-lan"] == "64"
