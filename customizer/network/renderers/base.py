@@ -54,7 +54,8 @@ class Renderer:
                 raise PlanError(
                     f"network.{dev.kind}s.{dev.key}: vmtailor does not write {dev.kind}s "
                     f"for the {self.name} stack yet",
-                    hint="bridges are written for netplan, networkd and NetworkManager; "
+                    hint="bridges are written for netplan, networkd, NetworkManager and "
+                    "ifupdown; "
                     "network.renderer names the stack",
                 )
             where = f"network.{dev.kind}s.{dev.key}"

@@ -28,6 +28,10 @@ SOURCE_LINE = f"# Added by vmtailor: the config's network key\nsource {OURS}\n"
 IFENSLAVE = ("/etc/network/if-pre-up.d/ifenslave", "/sbin/ifenslave", "/usr/sbin/ifenslave")
 ADDRESSING = ("address", "netmask", "gateway", "metric")
 DHCLIENT = ("/sbin/dhclient", "/usr/sbin/dhclient")
+BRIDGE_UTILS = ("/lib/bridge-utils/ifupdown.sh", "/etc/network/if-pre-up.d/bridge")
+BRIDGE_OPTIONS = {"ageing-time": "bridge-ageing", "priority": "bridge-bridgeprio",
+                  "forward-delay": "bridge-fd", "hello-time": "bridge-hello",
+                  "max-age": "bridge-maxage", "stp": "bridge-stp"}  # fmt: skip
 
 
 def _version(facts: GuestFacts) -> tuple[int, ...]:
@@ -59,18 +63,37 @@ def bond_options(dev: Device, state: NetworkState) -> list[tuple[str, str]]:
     ]
 
 
+def bridge_options(dev: Device, state: NetworkState) -> list[tuple[str, str]]:
+    """bridge-* options, as bridge-utils (and ifupdown-ng) read them."""
+    out = [("bridge-ports", " ".join(dev.bridge_members) or "none")]
+    for key, value in dev.bridge_params.items():
+        value = ("on" if value else "off") if isinstance(value, bool) else value
+        out.append((BRIDGE_OPTIONS[key], str(value)))
+    ports = [d for d in state.devices if d.bridge_master == dev.name]
+    for option, attr in (("bridge-pathcost", "port_cost"), ("bridge-portprio", "port_priority")):
+        pairs = [f"{d.name} {getattr(d, attr)}" for d in ports if getattr(d, attr) is not None]
+        if pairs:
+            out.append((option, " ".join(pairs)))
+    return out
+
+
 def _block(dev: Device, state: NetworkState, facts: GuestFacts) -> eni.Block:
     if dev.bond_master:
         member = eni.Stanza(dev.name, "inet", "manual", [("bond-master", dev.bond_master)])
         member.options.extend(bond_options(dev, state))
         return eni.Block(dev.name, [member], _start(dev))
-    stanzas = eni.address_stanzas(dev, legacy=legacy(facts))
-    _ipv6_ra(dev, stanzas)
+    if dev.bridge_master:  # bridge-utils puts the port in its bridge; no IP of its own
+        stanzas = [eni.Stanza(dev.name, "inet", "manual")]
+    else:
+        stanzas = eni.address_stanzas(dev, legacy=legacy(facts))
+        _ipv6_ra(dev, stanzas)
     first = stanzas[0]
     head: list[tuple[str, str]] = []
     if dev.kind == "bond":
         head.append(("bond-slaves", "none"))  # members name their master: hotplug-safe
         head.extend(bond_options(dev, state))
+    elif dev.kind == "bridge":
+        head.extend(bridge_options(dev, state))
     elif dev.kind == "vlan":
         # iproute2 makes the VLAN whatever its name; the vlan package knows only vlanN, X.N
         head.append(("vlan-raw-device", str(dev.vlan_link)))
@@ -121,10 +144,9 @@ def _ipv6_ra(dev: Device, stanzas: list[eni.Stanza]) -> None:
 class Ifupdown(Renderer):
     name = "ifupdown"
     summary = "Debian ifupdown: /etc/network/interfaces.d/90-vmtailor"
-    unsupported_kinds = ("bridge",)
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
-        blocks = [_block(dev, state, facts) for dev in state.devices]
+        blocks = [_block(dev, state, facts) for dev in _bring_up_order(state)]
         files: dict[str, File] = {}
         if legacy(facts):
             lo = eni.Block("lo", [eni.Stanza("lo", "inet", "loopback")])
@@ -179,6 +201,13 @@ class Ifupdown(Renderer):
                 "guest lacks (no /etc/network/if-pre-up.d/ifenslave): install it, or the "
                 "bond won't come up"
             )
+        bridges = [d.name for d in state.by_kind("bridge")]
+        if bridges and not any(plan.exists(p) for p in BRIDGE_UTILS):
+            out.append(
+                f"network: bridge {', '.join(bridges)} needs the bridge-utils package, which "
+                "the guest lacks (no /lib/bridge-utils/ifupdown.sh): install it, or the "
+                "bridge won't come up"
+            )
         if any(d.dhcp6 for d in state.devices) and not any(plan.exists(p) for p in DHCLIENT):
             out.append(
                 "network: dhcp6 with ifupdown runs `dhclient -6`, and the guest has no "
@@ -193,6 +222,19 @@ class Ifupdown(Renderer):
                     "it by macaddress"
                 )
         return out
+
+
+def _bring_up_order(state: NetworkState) -> list[Device]:
+    """ifupdown brings `auto` interfaces up in file order, and bridge-utils can only add
+    a port that exists: VLAN ports before their bridge, VLANs on a bridge after it."""
+    bridges = {d.name for d in state.by_kind("bridge")}
+
+    def rank(dev: Device) -> int:
+        if dev.kind == "bridge":
+            return 1
+        return 2 if dev.kind == "vlan" and dev.vlan_link in bridges else 0
+
+    return sorted(state.devices, key=rank)
 
 
 def covers(text: str, path: str) -> bool:
