@@ -204,6 +204,9 @@ class Interface:
                                   key="accept-ra")  # fmt: skip
     dhcp4_overrides: DhcpOverrides | None = spec("what to take from the DHCPv4 server",
                                                  default=None, key="dhcp4-overrides")  # fmt: skip
+    dhcp6_overrides: DhcpOverrides | None = spec("what to take from DHCPv6 and router "
+                                                 "advertisements", default=None,
+                                                 key="dhcp6-overrides")  # fmt: skip
     dhcp_identifier: Literal["duid", "mac"] | None = spec(
         "DHCP client identifier: duid (the default) or mac", default=None,
         key="dhcp-identifier")  # fmt: skip

@@ -97,6 +97,7 @@ class Device:
     optional: bool = False
     accept_ra: bool | None = None
     dhcp4_overrides: dict[str, object] = field(default_factory=dict)  # netplan's names
+    dhcp6_overrides: dict[str, object] = field(default_factory=dict)
     dhcp_identifier: str | None = None
     link_local: tuple[str, ...] | None = None  # None: the stack's default
     ipv6_privacy: bool | None = None
@@ -116,7 +117,8 @@ class Device:
     @property
     def extras(self) -> list[str]:
         """netplan keys set here that only some stacks write (see Renderer.check)."""
-        keys = {"dhcp4-overrides": self.dhcp4_overrides, "dhcp-identifier": self.dhcp_identifier,
+        keys = {"dhcp4-overrides": self.dhcp4_overrides, "dhcp6-overrides": self.dhcp6_overrides,
+                "dhcp-identifier": self.dhcp_identifier,
                 "link-local": self.link_local is not None, "ipv6-privacy": self.ipv6_privacy,
                 "ipv6-mtu": self.ipv6_mtu, "wakeonlan": self.wakeonlan}  # fmt: skip
         return [k for k, v in keys.items() if v not in (None, False, {}, ())]
@@ -236,6 +238,7 @@ def _common(iface: ConfigInterface) -> dict:
         "accept_ra": iface.accept_ra,
         "set_mac": iface.macaddress.lower() if iface.macaddress else None,
         "dhcp4_overrides": iface.dhcp4_overrides.values() if iface.dhcp4_overrides else {},
+        "dhcp6_overrides": iface.dhcp6_overrides.values() if iface.dhcp6_overrides else {},
         "dhcp_identifier": iface.dhcp_identifier,
         "link_local": tuple(iface.link_local) if iface.link_local is not None else None,
         "ipv6_privacy": iface.ipv6_privacy,

@@ -118,6 +118,7 @@ def _interface(dev: Device) -> dict:
         "macaddress": dev.set_mac,
         "optional": True if dev.optional else None,
         "dhcp4-overrides": dict(dev.dhcp4_overrides) or None,
+        "dhcp6-overrides": dict(dev.dhcp6_overrides) or None,
         "dhcp-identifier": dev.dhcp_identifier,
         "link-local": list(dev.link_local) if dev.link_local is not None else None,
         "ipv6-privacy": dev.ipv6_privacy,
@@ -192,8 +193,8 @@ class Netplan(Renderer):
     name = "netplan"
     summary = "netplan YAML in /etc/netplan (Ubuntu >= 18.04)"
     policy_routing = True
-    extras = ("dhcp4-overrides", "dhcp-identifier", "link-local", "ipv6-privacy", "ipv6-mtu",
-              "wakeonlan")  # fmt: skip
+    extras = ("dhcp4-overrides", "dhcp6-overrides", "dhcp-identifier", "link-local",
+              "ipv6-privacy", "ipv6-mtu", "wakeonlan")  # fmt: skip
 
     def check(self, state: NetworkState, facts: GuestFacts) -> None:
         """netplan's NetworkManager backend (0.106) refuses routes that aren't unicast,

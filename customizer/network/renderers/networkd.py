@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 
+from ...errors import PlanError
 from ...plan import Plan
 from .. import bond, unitfile
 from ..state import Device, NetworkState
@@ -19,6 +20,8 @@ DHCP4 = {"use-dns": "UseDNS", "use-ntp": "UseNTP", "send-hostname": "SendHostnam
          "use-hostname": "UseHostname", "use-mtu": "UseMTU", "hostname": "Hostname",
          "use-routes": "UseRoutes", "route-metric": "RouteMetric",
          "use-domains": "UseDomains"}  # fmt: skip
+DHCP6 = {"use-dns": "UseDNS", "use-ntp": "UseNTP", "send-hostname": "SendHostname",
+         "use-hostname": "UseHostname", "use-domains": "UseDomains"}  # fmt: skip
 # netplan's bridge parameters -> [Bridge] keys of a .netdev (times in seconds, as both)
 BRIDGE = {"ageing-time": "AgeingTimeSec", "priority": "Priority",
           "forward-delay": "ForwardDelaySec", "hello-time": "HelloTimeSec",
@@ -100,6 +103,13 @@ def _network(dev: Device, state: NetworkState) -> str:
         overrides = {"route-metric": 100, "use-mtu": True, **dev.dhcp4_overrides}
         dhcp = [(DHCP4[k], v) for k, v in overrides.items()]
         sections.append(("DHCPv4", [("ClientIdentifier", dev.dhcp_identifier), *dhcp]))
+    six = dev.dhcp6_overrides
+    sections.append(("DHCPv6", [(DHCP6[k], v) for k, v in six.items() if k in DHCP6]))
+    # IPv6 routes and MTU come from router advertisements, not from DHCPv6
+    routes = six.get("use-routes")
+    sections.append(("IPv6AcceptRA", [("RouteMetric", six.get("route-metric")),
+                                      ("UseGateway", routes), ("UseRoutePrefix", routes),
+                                      ("UseMTU", six.get("use-mtu"))]))  # fmt: skip
     for route in dev.routes:
         sections.append(
             (
@@ -178,8 +188,17 @@ class Networkd(Renderer):
     name = "networkd"
     summary = "systemd-networkd .network/.netdev/.link files"
     policy_routing = True
-    extras = ("dhcp4-overrides", "dhcp-identifier", "link-local", "ipv6-privacy", "ipv6-mtu",
-              "wakeonlan")  # fmt: skip
+    extras = ("dhcp4-overrides", "dhcp6-overrides", "dhcp-identifier", "link-local",
+              "ipv6-privacy", "ipv6-mtu", "wakeonlan")  # fmt: skip
+
+    def check(self, state: NetworkState, facts: GuestFacts) -> None:
+        super().check(state, facts)
+        for dev in state.devices:
+            if "hostname" in dev.dhcp6_overrides:
+                raise PlanError(
+                    f"network.{dev.kind}s.{dev.key}.dhcp6-overrides.hostname: networkd's "
+                    "DHCPv6 client sends the machine's hostname, no other"
+                )
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         files: dict[str, File] = {}

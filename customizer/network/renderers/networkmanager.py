@@ -83,13 +83,13 @@ def _route(route: Route) -> str:
     return f"{value},{via}" if via else value
 
 
-def _dhcp4(dev: Device) -> list[tuple[str, object]]:
-    """dhcp4-overrides in NM's terms; use-ntp and use-hostname need none (NM takes
+def _dhcp(dev: Device, version: int) -> list[tuple[str, object]]:
+    """dhcp4-/dhcp6-overrides in NM's terms; use-ntp and use-hostname need none (NM takes
     neither NTP servers nor, with the hostname set, a hostname from DHCP)."""
-    o = dev.dhcp4_overrides
+    o = dev.dhcp4_overrides if version == 4 else dev.dhcp6_overrides
     routes = o.get("use-routes") is False
     return [
-        ("dhcp-client-id", dev.dhcp_identifier),
+        ("dhcp-client-id", dev.dhcp_identifier if version == 4 else None),
         ("dhcp-send-hostname", o.get("send-hostname")),
         ("dhcp-hostname", o.get("hostname")),
         ("ignore-auto-dns", True if o.get("use-dns") is False else None),
@@ -160,8 +160,8 @@ def _ip(dev: Device, version: int, method: str, search: bool) -> list[tuple[str,
         items.append((f"route{i}_options", _route_options(route) or None))
     rules = [r for r in dev.rules if r.version == version]
     items += [(f"routing-rule{i}", _rule(rule)) for i, rule in enumerate(rules, 1)]
-    if version == 4 and method == "auto":
-        items += _dhcp4(dev)
+    if method == "auto":
+        items += _dhcp(dev, version)
     if version == 6 and dev.ipv6_privacy:
         items.append(("ip6-privacy", 2))  # temporary addresses, preferred (netplan's)
     if method in CARRIES_DNS:  # NM rejects the whole profile otherwise
@@ -230,26 +230,25 @@ class NetworkManager(Renderer):
     name = "networkmanager"
     summary = "NetworkManager keyfiles in /etc/NetworkManager/system-connections"
     policy_routing = True
-    extras = ("dhcp4-overrides", "dhcp-identifier", "ipv6-privacy", "wakeonlan")
+    extras = ("dhcp4-overrides", "dhcp6-overrides", "dhcp-identifier", "ipv6-privacy", "wakeonlan")
 
     def check(self, state: NetworkState, facts: GuestFacts) -> None:
         super().check(state, facts)
         for dev in state.devices:
             where = f"network.{dev.kind}s.{dev.key}"
-            if dev.dhcp4_overrides.get("use-mtu") is False:
-                raise PlanError(
-                    f"{where}.dhcp4-overrides.use-mtu: NetworkManager has no switch to ignore "
-                    "the MTU DHCP offers",
-                    hint="set mtu: on the interface instead",
-                )
-            if {dev.dhcp4_overrides.get(k, True) for k in ("use-dns", "use-domains")} == {
-                True,
-                False,
-            }:
-                raise PlanError(
-                    f"{where}.dhcp4-overrides: NetworkManager takes DHCP's DNS servers and "
-                    "domains together: use-dns and use-domains must agree"
-                )
+            for key, o in (("dhcp4-overrides", dev.dhcp4_overrides),
+                           ("dhcp6-overrides", dev.dhcp6_overrides)):  # fmt: skip
+                if o.get("use-mtu") is False:
+                    raise PlanError(
+                        f"{where}.{key}.use-mtu: NetworkManager has no switch to ignore the "
+                        "MTU DHCP offers",
+                        hint="set mtu: on the interface instead",
+                    )
+                if {o.get("use-dns", True), o.get("use-domains", True)} == {True, False}:
+                    raise PlanError(
+                        f"{where}.{key}: NetworkManager takes DHCP's DNS servers and domains "
+                        "together: use-dns and use-domains must agree"
+                    )
             for i, route in enumerate(dev.routes):
                 if route.type not in (None, *ROUTE_TYPES):
                     raise PlanError(

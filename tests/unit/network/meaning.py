@@ -199,8 +199,8 @@ def _network_file(text: str, renames: dict[str, str], out: Meaning) -> tuple[Lin
             rules.add(Rule(r.get("From"), r.get("To"), _int(r.get("Table")),
                            _int(r.get("Priority")), _int(r.get("FirewallMark")),
                            _int(r.get("TypeOfService"))))  # fmt: skip
-        elif name in ("DHCP", "DHCPv4", "DHCPv6"):
-            fam = "6" if name == "DHCPv6" else "4"
+        elif name in ("DHCP", "DHCPv4", "DHCPv6", "IPv6AcceptRA"):
+            fam = {"DHCPv6": "6", "IPv6AcceptRA": "6ra"}.get(name, "4")
             overrides.update((fam, k, _param(v)) for k, v in items)
     macs = [v for k, v in match if k == "mac"]
     if macs and macs[0] in renames:
@@ -235,7 +235,7 @@ def _network_file(text: str, renames: dict[str, str], out: Meaning) -> tuple[Lin
         port=frozenset(("priority" if k == "Priority" else "cost", v) for k, v in port),
         accept_ra=_bool(ra[-1]) if ra and not master else None,
         # [DHCP] (DHCPv4's, since systemd 244) means nothing where DHCPv4 is off
-        dhcp_overrides=frozenset(o for o in overrides if o[0] == "6" or dhcp in DHCP4_ON),
+        dhcp_overrides=frozenset(o for o in overrides if o[0] != "4" or dhcp in DHCP4_ON),
         extra=frozenset(extra),
     )
     return result, values.get("VLAN", [])

@@ -118,6 +118,8 @@ OWN = {
                  "ipv6-mtu": 1400, "wakeonlan": True},
         "eth1": {"addresses": ["192.0.2.10/24"], "link-local": []},
         "eth2": {"match": {"macaddress": MAC1}, "dhcp4": True, "wakeonlan": True}}},
+    "dhcp6-overrides": {"ethernets": {"eth0": {
+        "dhcp6": True, "dhcp6-overrides": {"use-routes": False, "route-metric": 60}}}},
     "bond-no-parameters": {"ethernets": {"e1": {}}, "bonds": {"bond0": {"interfaces": ["e1"]}}},
 }  # fmt: skip
 # cases where netplan's own NetworkManager output is wrong, so it is no oracle there
@@ -132,6 +134,12 @@ NM_GAPS = {
     "windows_dhcp_server": "netplan's NM backend drops dhcp-identifier",
     "dhcp-overrides": "netplan's NM backend drops use-dns, send-hostname, hostname",
     "link-extras": "NetworkManager: vmtailor refuses link-local and ipv6-mtu (not yet)",
+}
+# cases where netplan's own networkd output is wrong
+NETWORKD_GAPS = {
+    # netplan 0.106 writes dhcp6-overrides into [DHCP], which is DHCPv4's section since
+    # systemd 244: they change nothing for DHCPv6. vmtailor: [DHCPv6], [IPv6AcceptRA]
+    "dhcp6-overrides": "netplan writes dhcp6-overrides where networkd applies them to DHCPv4",
 }
 # example -> (where vmtailor refuses it, why): #18 work still to do
 NOT_YET = {
@@ -246,7 +254,7 @@ def test_every_shipped_example_is_listed():
 
 
 @needs_netplan
-@pytest.mark.parametrize("name", [*ACCEPTED, *OWN])
+@pytest.mark.parametrize("name", [n for n in [*ACCEPTED, *OWN] if n not in NETWORKD_GAPS])
 def test_networkd_means_what_netplan_makes_of_it(name, tmp_path):
     compare(example(name), "networkd", tmp_path)
 
@@ -258,7 +266,7 @@ def test_networkmanager_means_what_netplan_makes_of_it(name, tmp_path):
 
 
 ROUND_TRIPS = [
-    *((name, "networkd") for name in [*ACCEPTED, *OWN]),
+    *((name, "networkd") for name in [*ACCEPTED, *OWN] if name not in NETWORKD_GAPS),
     *((name, "NetworkManager") for name in [*ACCEPTED, *OWN] if name not in NM_GAPS),
 ]
 
