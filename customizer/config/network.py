@@ -230,6 +230,27 @@ class Ethernet(Interface):
     set_name: str | None = spec("rename the matched NIC to this", default=None, key="set-name",
                                 pattern=IFNAME)  # fmt: skip
     wakeonlan: bool | None = spec("wake on LAN (magic packet)", default=None)
+    receive_checksum_offload: bool | None = spec("checksum offload, receive", default=None,
+                                                 key="receive-checksum-offload")  # fmt: skip
+    transmit_checksum_offload: bool | None = spec("checksum offload, transmit", default=None,
+                                                  key="transmit-checksum-offload")  # fmt: skip
+    tcp_segmentation_offload: bool | None = spec("TCP segmentation offload (TSO)",
+                                                 default=None,
+                                                 key="tcp-segmentation-offload")  # fmt: skip
+    tcp6_segmentation_offload: bool | None = spec("TCP6 segmentation offload", default=None,
+                                                  key="tcp6-segmentation-offload")  # fmt: skip
+    generic_segmentation_offload: bool | None = spec(
+        "generic segmentation offload (GSO)", default=None,
+        key="generic-segmentation-offload")  # fmt: skip
+    generic_receive_offload: bool | None = spec("generic receive offload (GRO)", default=None,
+                                                key="generic-receive-offload")  # fmt: skip
+    large_receive_offload: bool | None = spec("large receive offload (LRO)", default=None,
+                                              key="large-receive-offload")  # fmt: skip
+
+    def offload(self) -> dict[str, bool]:
+        """The offload settings given, by netplan's name."""
+        values = {f.name.replace("_", "-"): getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in values.items() if k.endswith("-offload") and v is not None}
 
 
 @dataclass(kw_only=True)

@@ -11,6 +11,10 @@ from ..config.network import Bond, Bridge, Ethernet, Network
 from ..config.network import Interface as ConfigInterface
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+# netplan's offload keys (ethtool features)
+OFFLOAD = ("receive-checksum-offload", "transmit-checksum-offload", "tcp-segmentation-offload",
+           "tcp6-segmentation-offload", "generic-segmentation-offload",
+           "generic-receive-offload", "large-receive-offload")  # fmt: skip
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -103,6 +107,7 @@ class Device:
     ipv6_privacy: bool | None = None
     ipv6_mtu: int | None = None
     wakeonlan: bool | None = None
+    offload: dict[str, bool] = field(default_factory=dict)  # netplan's names
     bond_members: tuple[str, ...] = ()  # kernel names of member ethernets
     bond_master: str | None = None  # for a bond member: the bond's kernel name
     bond_params: dict[str, object] = field(default_factory=dict)  # netplan's names
@@ -121,7 +126,7 @@ class Device:
                 "dhcp-identifier": self.dhcp_identifier,
                 "link-local": self.link_local is not None, "ipv6-privacy": self.ipv6_privacy,
                 "ipv6-mtu": self.ipv6_mtu, "wakeonlan": self.wakeonlan}  # fmt: skip
-        return [k for k, v in keys.items() if v not in (None, False, {}, ())]
+        return [k for k, v in keys.items() if v not in (None, False, {}, ())] + list(self.offload)
 
     @property
     def is_port(self) -> bool:
@@ -273,6 +278,7 @@ def build_state(net: Network) -> NetworkState:
                 driver=match.driver if match else None,
                 set_name=eth.set_name,
                 wakeonlan=eth.wakeonlan,
+                offload=eth.offload(),
                 bond_master=names[master[key]] if key in master else None,
                 **_port(net, key, bridge_of),
                 **_common(eth),

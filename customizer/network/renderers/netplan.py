@@ -9,7 +9,7 @@ import re
 
 from ...errors import PlanError
 from ...plan import Plan
-from ..state import Device, NetworkState
+from ..state import OFFLOAD, Device, NetworkState
 from . import register
 from .base import File, GuestFacts, Renderer
 
@@ -124,6 +124,7 @@ def _interface(dev: Device) -> dict:
         "ipv6-privacy": dev.ipv6_privacy,
         "ipv6-mtu": dev.ipv6_mtu,
         "wakeonlan": dev.wakeonlan,
+        **dev.offload,
     }
 
 
@@ -194,7 +195,7 @@ class Netplan(Renderer):
     summary = "netplan YAML in /etc/netplan (Ubuntu >= 18.04)"
     policy_routing = True
     extras = ("dhcp4-overrides", "dhcp6-overrides", "dhcp-identifier", "link-local",
-              "ipv6-privacy", "ipv6-mtu", "wakeonlan")  # fmt: skip
+              "ipv6-privacy", "ipv6-mtu", "wakeonlan", *OFFLOAD)  # fmt: skip
 
     def check(self, state: NetworkState, facts: GuestFacts) -> None:
         """netplan's NetworkManager backend (0.106) refuses routes that aren't unicast,

@@ -15,6 +15,13 @@ DIR = "/etc/systemd/network"
 PREFIX = "10-vmtailor-"
 HEADER = "# Written by vmtailor from the config's network key.\n"
 NAME_POLICY = "keep kernel database onboard slot path"
+OFFLOAD = {"receive-checksum-offload": "ReceiveChecksumOffload",
+           "transmit-checksum-offload": "TransmitChecksumOffload",
+           "tcp-segmentation-offload": "TCPSegmentationOffload",
+           "tcp6-segmentation-offload": "TCP6SegmentationOffload",
+           "generic-segmentation-offload": "GenericSegmentationOffload",
+           "generic-receive-offload": "GenericReceiveOffload",
+           "large-receive-offload": "LargeReceiveOffload"}  # fmt: skip
 # netplan's dhcp4-overrides -> [DHCPv4] keys
 DHCP4 = {"use-dns": "UseDNS", "use-ntp": "UseNTP", "send-hostname": "SendHostname",
          "use-hostname": "UseHostname", "use-mtu": "UseMTU", "hostname": "Hostname",
@@ -167,7 +174,7 @@ def _netdev(dev: Device) -> str | None:
 
 def _link(dev: Device) -> str | None:
     """Renaming a NIC matched by MAC (set-name) and wake-on-LAN are a .link file's job."""
-    if dev.kind != "ethernet" or not (dev.set_name or dev.wakeonlan):
+    if dev.kind != "ethernet" or not (dev.set_name or dev.wakeonlan or dev.offload):
         return None
     if dev.mac:
         match = ("MACAddress", dev.mac)
@@ -180,6 +187,7 @@ def _link(dev: Device) -> str | None:
     )
     if dev.wakeonlan:
         link.append(("WakeOnLan", "magic"))
+    link += [(OFFLOAD[k], v) for k, v in dev.offload.items()]
     return unitfile.render([("Match", [match]), ("Link", link)], HEADER)
 
 
@@ -189,7 +197,7 @@ class Networkd(Renderer):
     summary = "systemd-networkd .network/.netdev/.link files"
     policy_routing = True
     extras = ("dhcp4-overrides", "dhcp6-overrides", "dhcp-identifier", "link-local",
-              "ipv6-privacy", "ipv6-mtu", "wakeonlan")  # fmt: skip
+              "ipv6-privacy", "ipv6-mtu", "wakeonlan", *OFFLOAD)  # fmt: skip
 
     def check(self, state: NetworkState, facts: GuestFacts) -> None:
         super().check(state, facts)

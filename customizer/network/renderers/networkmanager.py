@@ -28,6 +28,13 @@ Section = tuple[str, list[tuple[str, object]]]
 # the methods under which libnm (1.42, Debian 12; EL 9) accepts dns= and dns-search=
 CARRIES_DNS = ("auto", "manual")
 GLOBAL_DNS = "/etc/NetworkManager/conf.d/90-vmtailor-dns.conf"
+# netplan's offload keys -> NM's ethtool features
+ETHTOOL = {"receive-checksum-offload": "feature-rx", "transmit-checksum-offload": "feature-tx",
+           "tcp-segmentation-offload": "feature-tso",
+           "tcp6-segmentation-offload": "feature-tx-tcp6-segmentation",
+           "generic-segmentation-offload": "feature-gso",
+           "generic-receive-offload": "feature-gro",
+           "large-receive-offload": "feature-lro"}  # fmt: skip
 # route scopes: NM takes the kernel's number
 SCOPES = {"global": 0, "link": 253, "host": 254}
 # the route types NM (1.42) can write; anycast, broadcast, multicast, nat, xresolve not
@@ -180,6 +187,8 @@ def keyfile(dev: Device, state: NetworkState) -> str:
     sections = _connection(dev)
     if dev.kind == "bond":
         sections.append(("bond", bond.kernel_options(dev, state)))
+    if dev.offload:
+        sections.append(("ethtool", [(ETHTOOL[k], v) for k, v in dev.offload.items()]))
     if dev.kind == "bridge":  # NM's names, and its unit (seconds), are netplan's
         sections.append(("bridge", list(dev.bridge_params.items())))
     if dev.bridge_master:
@@ -230,7 +239,8 @@ class NetworkManager(Renderer):
     name = "networkmanager"
     summary = "NetworkManager keyfiles in /etc/NetworkManager/system-connections"
     policy_routing = True
-    extras = ("dhcp4-overrides", "dhcp6-overrides", "dhcp-identifier", "ipv6-privacy", "wakeonlan")
+    extras = ("dhcp4-overrides", "dhcp6-overrides", "dhcp-identifier", "ipv6-privacy",
+              "wakeonlan", *ETHTOOL)  # fmt: skip
 
     def check(self, state: NetworkState, facts: GuestFacts) -> None:
         super().check(state, facts)

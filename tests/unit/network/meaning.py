@@ -96,6 +96,21 @@ def _stem(path: str, prefix: str) -> str:
     return name.split(".", 1)[0].removeprefix(prefix) if "." in name else name
 
 
+OFFLOAD = {"ReceiveChecksumOffload": "rx", "TransmitChecksumOffload": "tx",
+           "TCPSegmentationOffload": "tso", "TCP6SegmentationOffload": "tx-tcp6-segmentation",
+           "GenericSegmentationOffload": "gso", "GenericReceiveOffload": "gro",
+           "LargeReceiveOffload": "lro"}  # fmt: skip
+
+
+def _link_extra(link: dict[str, str]) -> set:
+    """What a .link sets beyond the name: wake-on-LAN (off is the default) and offload
+    features by ethtool's short names (NM's feature-* names)."""
+    out = {("offload", OFFLOAD[k], _param(v)) for k, v in link.items() if k in OFFLOAD}
+    if link.get("WakeOnLan", "off") != "off":
+        out.add(("wakeonlan", link["WakeOnLan"]))
+    return out
+
+
 def _param(value: str) -> str:
     """A parameter's value with booleans spelled one way (networkd yes/no, NM true/false)."""
     low = value.strip().lower()
@@ -120,7 +135,7 @@ def networkd(files: dict[str, str], prefix: str) -> Meaning:
     """Read .network/.netdev/.link files (path -> text) whose names start with prefix."""
     out = Meaning()
     renames: dict[str, str] = {}  # MAC or original name -> new name
-    wol: dict[str, str] = {}  # MAC or original name -> WakeOnLan (other than off)
+    wol: dict[str, set] = {}  # MAC or original name -> wake-on-LAN and offload set there
     netdevs: dict[str, dict] = {}
     for path, text in files.items():
         if path.endswith(".link"):
@@ -131,9 +146,8 @@ def networkd(files: dict[str, str], prefix: str) -> Meaning:
             key = key.lower() if key else match.get("OriginalName")
             if name and key:
                 renames[key] = name
-            wake = dict(sections.get("Link", [])).get("WakeOnLan", "off")
-            if key and wake != "off":
-                wol[key] = wake
+            if key:
+                wol[key] = _link_extra(dict(sections.get("Link", [])))
         elif path.endswith(".netdev"):
             sections = dict(unitfile.parse(text))
             nd = dict(sections["NetDev"])
@@ -154,8 +168,8 @@ def networkd(files: dict[str, str], prefix: str) -> Meaning:
         key = _stem(path, prefix)
         link, parents = _network_file(text, renames, out)
         ids = [v for k, v in link.match if k in ("mac", "name")] + [key]
-        if wake := next((wol[i] for i in ids if i in wol), None):
-            link = replace(link, extra=link.extra | {("wakeonlan", wake)})
+        if extra := next((wol[i] for i in ids if i in wol), None):
+            link = replace(link, extra=link.extra | extra)
         for vlan in parents:
             vlan_parent[vlan] = key
         out.links[key] = link
@@ -285,8 +299,20 @@ def networkmanager(files: dict[str, str], prefix: str) -> Meaning:
         for opt in ("uuid", "interface-name", "id"):
             if v := kf.get("connection", opt, fallback=None):
                 ref[v] = key
+    links = {}  # .link files (udev applies them whatever the stack): netplan's offload
+    for path, text in files.items():
+        if path.endswith(".link"):
+            sections = dict(unitfile.parse(text))
+            match = dict(sections.get("Match", []))
+            key = match.get("OriginalName") or match.get("PermanentMACAddress", "").lower()
+            links[key] = _link_extra(dict(sections.get("Link", [])))
     for key, kf in parsed.items():
-        out.links[key] = _keyfile(kf, ref, out)
+        link = _keyfile(kf, ref, out)
+        ids = [key] + [v for k, v in link.match if k in ("mac", "name")]
+        extra = next((links[i] for i in ids if i in links), set())
+        # netplan's NM backend leaves wake-on-LAN to the keyfile
+        extra = {e for e in extra if e[0] != "wakeonlan"}
+        out.links[key] = replace(link, extra=link.extra | extra)
     return out
 
 
@@ -332,7 +358,10 @@ def _keyfile(kf: configparser.ConfigParser, ref: dict[str, str], out: Meaning) -
     addresses, routes, rules, overrides = set(), set(), set(), set()
     extra = set()
     if eth.get("wake-on-lan", "1") not in ("0", "1"):
-        extra.add(("wakeonlan", eth["wake-on-lan"]))
+        extra.add(("wakeonlan", {"64": "magic"}.get(eth["wake-on-lan"], eth["wake-on-lan"])))
+    if kf.has_section("ethtool"):
+        extra |= {("offload", k.removeprefix("feature-"), _param(v))
+                  for k, v in kf["ethtool"].items()}  # fmt: skip
     methods = {}
     for fam in ("ipv4", "ipv6"):
         if not kf.has_section(fam):

@@ -4,10 +4,9 @@ and both results are read into one model of their meaning (tests/unit/network/me
 that must be equal. vmtailor's own netplan output goes back through `netplan generate`
 too: netplan must accept it and it must mean the same.
 
-Every shipped example is in one of three lists, each asserted: ACCEPTED (must match),
-NOT_YET (in #18's scope, still refused: the test pins the key it is refused at, so it
-fails the day support lands and the example must move to ACCEPTED), OUT_OF_SCOPE
-(refused with a message saying so)."""
+Every shipped example is in one of two lists, each asserted: ACCEPTED (must match) and
+OUT_OF_SCOPE (refused with a message saying so). Where netplan's own output is wrong,
+NM_GAPS and NETWORKD_GAPS say why that case isn't compared for that stack."""
 
 from __future__ import annotations
 
@@ -33,7 +32,7 @@ needs_netplan = required(NETPLAN is None or not EXAMPLES.is_dir(), "netplan.io")
 ACCEPTED = [
     "bonding", "bonding_router", "bridge", "bridge_vlan", "dhcp", "direct_connect_gateway", "direct_connect_gateway_ipv6",
     "loopback_interface", "network_manager", "route_metric", "source_routing", "static", "static_multiaddress",
-    "static_singlenic_multiip_multigateway", "vlan", "windows_dhcp_server",
+    "offload", "static_singlenic_multiip_multigateway", "vlan", "windows_dhcp_server",
 ]  # fmt: skip
 MAC1, MAC2, MAC3 = "52:54:00:12:34:56", "52:54:00:ab:cd:01", "52:54:00:ab:cd:02"
 # our own cases: what the examples leave out, and the bugs netplan's reading showed up
@@ -141,10 +140,7 @@ NETWORKD_GAPS = {
     # systemd 244: they change nothing for DHCPv6. vmtailor: [DHCPv6], [IPv6AcceptRA]
     "dhcp6-overrides": "netplan writes dhcp6-overrides where networkd applies them to DHCPv4",
 }
-# example -> (where vmtailor refuses it, why): #18 work still to do
-NOT_YET = {
-    "offload": ("network.ethernets.ens1.receive-checksum-offload", "offload settings"),
-}  # fmt: skip
+
 # example -> where vmtailor refuses it as out of scope
 OUT_OF_SCOPE = {
     "dhcp_wired8021x": "network.ethernets.enp3s0.auth",
@@ -214,7 +210,7 @@ def vmtailor(doc: dict, stack: str, facts: GuestFacts | None = None) -> dict[str
 def read(files: dict[str, str], stack: str, prefix: str) -> meaning.Meaning:
     if stack == "networkd":
         return meaning.networkd({p: t for p, t in files.items() if "/systemd/" in p}, prefix)
-    nm = {p: t for p, t in files.items() if "/NetworkManager/" in p}
+    nm = {p: t for p, t in files.items() if "/NetworkManager/" in p or p.endswith(".link")}
     return meaning.networkmanager(nm, prefix)
 
 
@@ -250,7 +246,7 @@ def compare(doc: dict, stack: str, tmp: pathlib.Path) -> None:
 @needs_netplan
 def test_every_shipped_example_is_listed():
     assert shipped(), f"no examples in {EXAMPLES}"
-    assert sorted([*ACCEPTED, *NOT_YET, *OUT_OF_SCOPE]) == shipped()
+    assert sorted([*ACCEPTED, *OUT_OF_SCOPE]) == shipped()
 
 
 @needs_netplan
@@ -282,15 +278,6 @@ def test_our_netplan_file_is_accepted_and_means_the_same(name, backend, tmp_path
     prefix = "10-netplan-" if stack == "networkd" else "netplan-"
     original = read(netplan_generate(doc, tmp_path / "a"), stack, prefix)
     assert_same(read(netplan_generate(text, tmp_path / "b"), stack, prefix), original)
-
-
-@needs_netplan
-@pytest.mark.parametrize("name", sorted(NOT_YET))
-def test_example_not_yet_supported_is_refused_where_it_should_be(name):
-    where, _why = NOT_YET[name]
-    with pytest.raises(ConfigError) as err:
-        config.parse({"network": example(name)["network"]})
-    assert str(err.value).startswith(f"error at {where}:"), str(err.value)
 
 
 @needs_netplan

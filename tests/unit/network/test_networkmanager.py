@@ -408,6 +408,7 @@ def test_what_networkmanager_cant_do_is_refused_by_key(change, message):
 @needs_libnm
 def test_dhcp_overrides_load_in_libnm(tmp_path):
     eth = {"dhcp4": True, "dhcp-identifier": "mac", "wakeonlan": True, "ipv6-privacy": True,
+           "large-receive-offload": False, "tcp6-segmentation-offload": True,
            "dhcp4-overrides": {"use-dns": False, "use-domains": False, "use-routes": False,
                                "route-metric": 50, "send-hostname": False, "hostname": "foo"}}  # fmt: skip
     net = config.parse({"network": {"version": 2, "ethernets": {"eth0": eth}}}).network
@@ -421,3 +422,4 @@ def test_dhcp_overrides_load_in_libnm(tmp_path):
         "never-default": "true", "route-metric": "50"}  # fmt: skip
     assert kf["ipv6"]["ip6-privacy"] == "2"
     assert kf["ethernet"]["wake-on-lan"] == "64"
+    assert dict(kf["ethtool"]) == {"feature-lro": "false", "feature-tx-tcp6-segmentation": "true"}
