@@ -48,6 +48,9 @@ NIC_OUT_OF_SCOPE = {
 }  # fmt: skip
 
 
+PRIMARY_MODES = ("active-backup", "balance-tlb", "balance-alb")
+
+
 def _renderers() -> list[str]:
     from ..network.renderers import RENDERERS
 
@@ -491,10 +494,15 @@ def _check_members(net: Network, path: Path) -> None:
                     )
     for key, bond in net.bonds.items():
         primary = bond.parameters.primary if bond.parameters else None
+        where = (*path, "bonds", key, "parameters", "primary")
         if primary is not None and primary not in bond.interfaces:
+            raise ConfigError(where, f"primary {primary!r} is not a member of bond {key!r}")
+        mode = bond.parameters.mode if bond.parameters else None
+        if primary is not None and mode not in PRIMARY_MODES:
+            # the driver refuses it, and libnm the whole profile
             raise ConfigError(
-                (*path, "bonds", key, "parameters", "primary"),
-                f"primary {primary!r} is not a member of bond {key!r}",
+                where,
+                f"primary is for modes {', '.join(PRIMARY_MODES)}, not {mode or 'balance-rr'}",
             )
     for key, bridge in net.bridges.items():
         params = bridge.parameters

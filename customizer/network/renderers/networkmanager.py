@@ -246,6 +246,11 @@ class NetworkManager(Renderer):
         super().check(state, facts)
         for dev in state.devices:
             where = f"network.{dev.kind}s.{dev.key}"
+            if "primary" in dev.bond_params and dev.bond_params.get("mode") != "active-backup":
+                raise PlanError(  # libnm (1.42) refuses the profile
+                    f"{where}.parameters.primary: NetworkManager takes primary in "
+                    "active-backup bonds only"
+                )
             for key, o in (("dhcp4-overrides", dev.dhcp4_overrides),
                            ("dhcp6-overrides", dev.dhcp6_overrides)):  # fmt: skip
                 if o.get("use-mtu") is False:

@@ -78,7 +78,8 @@ OWN = {
         "vlans": {"vlan15": {"id": 15, "link": "eth0", "accept-ra": False}},
         "bridges": {"br0": {"interfaces": ["vlan15"], "parameters": {"stp": True}}},
     },
-    # every bond parameter netplan has (older spellings for two), and a bond with none
+    # every bond parameter netplan has (older spellings for two; primary, which is for
+    # active-backup, is in netplan's bonding example), and a bond with none
     "bond-every-parameter": {
         "ethernets": {"e1": {}, "e2": {}},
         "bonds": {
@@ -90,7 +91,7 @@ OWN = {
                 "arp-all-targets": "any", "up-delay": 300, "down-delay": 400,
                 "fail-over-mac-policy": "active", "gratuitous-arp": 3,
                 "packets-per-slave": 2, "primary-reselect-policy": "better",
-                "resend-igmp": 2, "learn-packet-interval": 5, "primary": "e1"}}},
+                "resend-igmp": 2, "learn-packet-interval": 5}}},
     },
     "routing": {"ethernets": {"eth0": {
         "addresses": ["192.0.2.10/24", "2001:db8::10/64"],

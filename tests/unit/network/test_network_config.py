@@ -143,6 +143,8 @@ def test_bridge_members_are_checked(bridges, where, message):
          "all-slaves-active and all-members-active are the same option"),
         ({"primary": "eth9"}, "network.bonds.bond0.parameters.primary",
          "primary 'eth9' is not a member of bond 'bond0'"),
+        ({"mode": "802.3ad", "primary": "eth0"}, "network.bonds.bond0.parameters.primary",
+         "primary is for modes active-backup, balance-tlb, balance-alb, not 802.3ad"),
         ({"arp-ip-targets": ["192.0.2.300"]}, "network.bonds.bond0.parameters.arp-ip-targets",
          "'192.0.2.300' is not an IPv4 or IPv6 address"),
     ],
@@ -204,3 +206,15 @@ def test_what_a_stack_cannot_write_is_refused_naming_key_and_stack(stack, eth, m
     state = build_state(config.parse({"network": net}).network)
     with pytest.raises(PlanError, match=rf"^network\.ethernets\.eth0\.{message}"):
         RENDERERS[stack].check(state, GuestFacts())
+
+
+def test_networkmanager_refuses_primary_outside_active_backup():
+    from vmtailor.customizer.errors import PlanError
+    from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
+    from vmtailor.customizer.network.state import build_state
+
+    net = {"version": 2, "ethernets": {"eth0": {}}, "bonds": {"bond0": {
+        "interfaces": ["eth0"], "parameters": {"mode": "balance-tlb", "primary": "eth0"}}}}  # fmt: skip
+    state = build_state(config.parse({"network": net}).network)
+    with pytest.raises(PlanError, match=r"^network\.bonds\.bond0\.parameters\.primary: Netw"):
+        RENDERERS["networkmanager"].check(state, GuestFacts())
