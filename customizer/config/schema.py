@@ -299,7 +299,10 @@ def dump(model: Any) -> Any:
         out = {}
         for field in dataclasses.fields(model):
             value = getattr(model, field.name)
-            if value is None or value == [] or value == {} or value == field.default:
+            # an empty list is a default only where the default is empty (link-local: []
+            # means none, where leaving it out means the stack's default)
+            empty = (value == [] or value == {}) and field.default is dataclasses.MISSING
+            if value is None or empty or value == field.default:
                 continue
             out[config_key(field)] = dump(value)
         return out

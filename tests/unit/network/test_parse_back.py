@@ -91,3 +91,16 @@ def test_ifupdown_ng_reads_every_stanza(name, tmp_path):
     names = [d.name for d in state_of(name).devices]
     read = ifquery(tmp_path, files["/etc/network/interfaces"], "lo", *names)
     assert {"lo", *names} <= set(read)
+
+
+@needs_netplan
+@pytest.mark.parametrize("name", CASES)
+def test_the_canonical_json_on_the_media_keeps_every_case(name):
+    """The initrd gets the config as canonical JSON: each case must mean the same after
+    it (link-local: [] once came back as the stack's default)."""
+    import json
+
+    cfg = config.parse({"network": example(name)["network"]})
+    again = config.parse(json.loads(config.canonical_json(cfg)))
+    by_key = {d.key: d for d in build_state(cfg.network).devices}
+    assert {d.key: d for d in build_state(again.network).devices} == by_key
