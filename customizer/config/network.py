@@ -52,10 +52,10 @@ PRIMARY_MODES = ("active-backup", "balance-tlb", "balance-alb")
 
 
 def _renderers() -> list[str]:
-    from ..network.renderers import RENDERERS
+    from ..network.stacks import BY_NAME
 
     # netplan spells two of them its own way; both are accepted
-    return sorted({*RENDERERS, "NetworkManager"})
+    return sorted({*BY_NAME, "NetworkManager"})
 
 
 def _cidr(value: str) -> str | None:

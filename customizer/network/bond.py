@@ -4,8 +4,10 @@ the config's keys, the network state and every renderer read."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .state import Device, NetworkState
+if TYPE_CHECKING:  # the config's v1 reader imports the table: no cycle through the state
+    from .state import Device, NetworkState
 
 
 @dataclass(frozen=True)

@@ -87,4 +87,6 @@ def plan(ctx: Context) -> None:
 
 def _hands_dns_to_resolved(stack: str) -> bool:
     """Stacks that pass per-link DNS to systemd-resolved themselves."""
-    return stack in ("networkd", "netplan", "networkmanager")
+    from ..network.stacks import BY_NAME
+
+    return BY_NAME[stack].resolved_dns
