@@ -54,9 +54,8 @@ class Renderer:
                 raise PlanError(
                     f"network.{dev.kind}s.{dev.key}: vmtailor does not write {dev.kind}s "
                     f"for the {self.name} stack yet",
-                    hint="bridges are written for netplan, networkd, NetworkManager and "
-                    "ifupdown; "
-                    "network.renderer names the stack",
+                    hint="bridges are written for netplan, networkd, NetworkManager, "
+                    "ifupdown and alpine; network.renderer names the stack",
                 )
             where = f"network.{dev.kind}s.{dev.key}"
             for key in dev.extras:

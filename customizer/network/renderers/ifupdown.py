@@ -63,11 +63,14 @@ def bond_options(dev: Device, state: NetworkState) -> list[tuple[str, str]]:
     ]
 
 
-def bridge_options(dev: Device, state: NetworkState) -> list[tuple[str, str]]:
-    """bridge-* options, as bridge-utils (and ifupdown-ng) read them."""
+def bridge_options(
+    dev: Device, state: NetworkState, stp: tuple[str, str] = ("on", "off")
+) -> list[tuple[str, str]]:
+    """bridge-* options, as bridge-utils (and ifupdown-ng, whose stp wants yes/no) read
+    them."""
     out = [("bridge-ports", " ".join(dev.bridge_members) or "none")]
     for key, value in dev.bridge_params.items():
-        value = ("on" if value else "off") if isinstance(value, bool) else value
+        value = stp[0 if value else 1] if isinstance(value, bool) else value
         out.append((BRIDGE_OPTIONS[key], str(value)))
     ports = [d for d in state.devices if d.bridge_master == dev.name]
     for option, attr in (("bridge-pathcost", "port_cost"), ("bridge-portprio", "port_priority")):

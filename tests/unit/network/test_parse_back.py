@@ -32,9 +32,8 @@ IFUPDOWN_REFUSES = {
 }  # fmt: skip
 
 
-# Alpine: ifupdown's refusals, and bridges (not written for ifupdown-ng yet)
-ALPINE_REFUSES = {**IFUPDOWN_REFUSES, "bridge": "bridges", "bridge_vlan": "bridges",
-                  "bridge-bond-vlan": "bridges", "bridge-of-vlans": "bridges"}  # fmt: skip
+# Alpine: ifupdown's refusals, and a port's path-cost (ifupdown-ng sets it on no port)
+ALPINE_REFUSES = {**IFUPDOWN_REFUSES, "bridge-bond-vlan": "parameters"}
 
 
 def state_of(name: str):
@@ -91,6 +90,8 @@ def test_ifupdown_ng_reads_every_stanza(name, tmp_path):
     names = [d.name for d in state_of(name).devices]
     read = ifquery(tmp_path, files["/etc/network/interfaces"], "lo", *names)
     assert {"lo", *names} <= set(read)
+    for dev in state_of(name).by_kind("bridge"):
+        assert read[dev.name]["bridge-ports"] == [" ".join(dev.bridge_members)]
 
 
 @needs_netplan
