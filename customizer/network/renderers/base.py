@@ -55,7 +55,7 @@ class Renderer:
                     f"network.{dev.kind}s.{dev.key}: vmtailor does not write {dev.kind}s "
                     f"for the {self.name} stack yet",
                     hint="bridges are written for netplan, networkd, NetworkManager, "
-                    "ifupdown and alpine; network.renderer names the stack",
+                    "ifupdown, alpine and network-scripts; network.renderer names the stack",
                 )
             where = f"network.{dev.kind}s.{dev.key}"
             for key in dev.extras:

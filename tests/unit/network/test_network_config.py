@@ -107,7 +107,7 @@ BRIDGE = {"version": 2, "ethernets": {"eth0": {}}, "bridges": {"br0": {
     "interfaces": ["eth0"], "dhcp4": True}}}  # fmt: skip
 
 
-@pytest.mark.parametrize("stack", ["network-scripts", "wicked"])
+@pytest.mark.parametrize("stack", ["wicked"])
 def test_stacks_without_bridges_refuse_them_naming_key_and_stack(stack):
     from vmtailor.customizer.errors import PlanError
     from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
