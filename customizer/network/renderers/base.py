@@ -39,8 +39,6 @@ class Renderer:
     name: str = ""
     summary: str = ""
 
-    # kinds of device this renderer can't write (yet): refused by check()
-    unsupported_kinds: tuple[str, ...] = ()
     # route options (table, from, scope, type, mtu, ...) and routing-policy
     policy_routing = False
     # the netplan keys of Device.extras this stack writes (dhcp4-overrides, link-local, ...)
@@ -50,19 +48,12 @@ class Renderer:
         """Refuse, before anything in the guest is touched, a config this stack can't be
         made to mean: one line naming the key and the stack."""
         for dev in state.devices:
-            if dev.kind in self.unsupported_kinds:
-                raise PlanError(
-                    f"network.{dev.kind}s.{dev.key}: vmtailor does not write {dev.kind}s "
-                    f"for the {self.name} stack yet",
-                    hint="bridges are written for netplan, networkd, NetworkManager, "
-                    "ifupdown, alpine and network-scripts; network.renderer names the stack",
-                )
             where = f"network.{dev.kind}s.{dev.key}"
             for key in dev.extras:
                 if key not in self.extras:
                     raise PlanError(
                         f"{where}.{key}: vmtailor does not write {key} for the {self.name} "
-                        "stack" + (" yet" if key not in self.never else ""),
+                        "stack yet"
                     )
             if self.policy_routing:
                 continue
@@ -73,9 +64,6 @@ class Renderer:
                     raise PlanError(
                         f"{where}.routes[{i}]: route {', '.join(route.options)}: {self.no_policy}"
                     )
-
-    # extras the stack itself has no setting for
-    never: tuple[str, ...] = ()
 
     @property
     def no_policy(self) -> str:

@@ -22,7 +22,7 @@ VIRTUAL_KEYS = ("ETHERDEVICE", "TUNNEL", "TEAM_RUNNER", "INTERFACETYPE", "OVS_BR
 
 
 def _bootproto(dev: Device) -> str:
-    if dev.bond_master:
+    if dev.is_port:
         return "none"  # a port: wicked keeps IPv4 and IPv6 off it
     # static addresses come with every dhcp variant, so "static" means no DHCP at all
     return {(True, True): "dhcp", (True, False): "dhcp4", (False, True): "dhcp6"}.get(
@@ -39,16 +39,37 @@ def _bond(dev: Device, state: NetworkState) -> list[tuple[str, object]]:
 
 def _ifcfg(dev: Device, state: NetworkState) -> str:
     # hotplug: boot neither waits for nor fails on it (bond ports: the bond waits)
-    start = "hotplug" if dev.bond_master or dev.optional else "auto"
+    start = "hotplug" if dev.is_port or dev.optional else "auto"
     items: list[tuple[str, object]] = [("BOOTPROTO", _bootproto(dev)), ("STARTMODE", start)]
-    if not dev.bond_master:
+    if not dev.is_port:
         items += [(f"IPADDR_{i}" if i else "IPADDR", a) for i, a in enumerate(dev.addresses)]
     items += [("MTU", dev.mtu), ("LLADDR", dev.set_mac)]
     if dev.kind == "bond":
         items += _bond(dev, state)
+    if dev.kind == "bridge":
+        items += _bridge(dev, state)
     if dev.kind == "vlan":
         items += [("ETHERDEVICE", dev.vlan_link), ("VLAN_ID", dev.vlan_id)]
     return sysconfig.render(items, "single", HEADER)
+
+
+def _bridge(dev: Device, state: NetworkState) -> list[tuple[str, object]]:
+    """BRIDGE_* keys; per-port values are lists in BRIDGE_PORTS order, '-' for unset."""
+    p = dev.bridge_params
+    ports = [next(d for d in state.devices if d.name == m) for m in dev.bridge_members]
+
+    def per_port(attr: str) -> str | None:
+        values = [getattr(d, attr) for d in ports]
+        return " ".join("-" if v is None else str(v) for v in values) if any(
+            v is not None for v in values) else None  # fmt: skip
+
+    stp = ("on" if p["stp"] else "off") if "stp" in p else None
+    return [("BRIDGE", True), ("BRIDGE_PORTS", " ".join(dev.bridge_members)),
+            ("BRIDGE_STP", stp), ("BRIDGE_FORWARDDELAY", p.get("forward-delay")),
+            ("BRIDGE_HELLOTIME", p.get("hello-time")), ("BRIDGE_MAXAGE", p.get("max-age")),
+            ("BRIDGE_AGEINGTIME", p.get("ageing-time")), ("BRIDGE_PRIORITY", p.get("priority")),
+            ("BRIDGE_PATHCOSTS", per_port("port_cost")),
+            ("BRIDGE_PORTPRIORITIES", per_port("port_priority"))]  # fmt: skip
 
 
 def _ifroute(dev: Device) -> list[str]:
@@ -81,7 +102,6 @@ def netconfig_dns(text: str, state: NetworkState) -> str:
 class Wicked(Renderer):
     name = "wicked"
     summary = "SUSE ifcfg files (wicked, SLES 11 sysconfig ifup) with netconfig DNS"
-    unsupported_kinds = ("bridge",)
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         sysconfig.require_names(state, self.name)

@@ -107,17 +107,6 @@ BRIDGE = {"version": 2, "ethernets": {"eth0": {}}, "bridges": {"br0": {
     "interfaces": ["eth0"], "dhcp4": True}}}  # fmt: skip
 
 
-@pytest.mark.parametrize("stack", ["wicked"])
-def test_stacks_without_bridges_refuse_them_naming_key_and_stack(stack):
-    from vmtailor.customizer.errors import PlanError
-    from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
-    from vmtailor.customizer.network.state import build_state
-
-    state = build_state(config.parse({"network": BRIDGE}).network)
-    with pytest.raises(PlanError, match=rf"^network\.bridges\.br0: .* for the {stack} stack"):
-        RENDERERS[stack].check(state, GuestFacts())
-
-
 @pytest.mark.parametrize(
     ("bridges", "where", "message"),
     [
