@@ -14,7 +14,7 @@ from .errors import ConfigError, Path
 
 KINDS = ("physical", "bond", "vlan", "bridge", "nameserver", "route")
 DEVICE_KEYS = {
-    "physical": {"name", "mac_address", "mtu", "subnets", "accept-ra", "keep_configuration"},
+    "physical": {"name", "mac_address", "mtu", "subnets", "accept-ra"},
     "bond": {"name", "mac_address", "mtu", "subnets", "bond_interfaces", "params",
              "accept-ra"},
     "vlan": {"name", "mac_address", "mtu", "subnets", "vlan_link", "vlan_id", "accept-ra"},
