@@ -139,8 +139,13 @@ class Converter:
         for key, value in flags.items():
             dev[key] = value
             self.place((*v2, key), (*where, "type"))
-        if subnet.get("control") in ("hotplug", "manual"):
-            dev["optional"] = True
+        control = subnet.get("control", "auto")
+        if control not in ("auto", "hotplug"):
+            # manual: configured but not brought up at boot, which v2 can't say
+            raise ConfigError((*where, "control"), f"control {control!r}: auto and hotplug "
+                              "are accepted")  # fmt: skip
+        if control == "hotplug":
+            dev["optional"] = True  # boot doesn't wait for it
         if kind.startswith("static") and "address" not in subnet:
             raise ConfigError(where, f"a {kind} subnet needs an address")
         if "address" in subnet:

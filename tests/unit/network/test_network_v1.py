@@ -89,6 +89,8 @@ def test_v1_means_what_the_same_v2_means():
          "network.config[6].vlan_id", "5000"),
         (lambda c: c[8].update(gateway="203.0.113.1"),
          "network.config[8].gateway", "route gateway '203.0.113.1' is in no subnet"),
+        (lambda c: c[1]["subnets"][0].update(control="manual"),
+         "network.config[1].subnets[0].control", "control 'manual': auto and hotplug"),
         (lambda c: c.append({"type": "wifi", "name": "wlan0"}),
          "network.config[9].type", "unknown v1 entry type 'wifi'"),
     ],
