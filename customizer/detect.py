@@ -183,58 +183,6 @@ def openrc_enabled(root: Root, service: str) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class _Stack:
-    """How to tell that one network stack is installed, and whether it runs."""
-
-    name: str
-    families: tuple[str, ...]  # families the stack can appear in ("" for any)
-    markers: tuple[str, ...]  # any of these present: installed
-    units: tuple[str, ...] = ()  # systemd units that, enabled, mean it runs
-    sysv: str | None = None  # SysV init script name linked from rc3.d when enabled
-
-
-_STACKS = (
-    _Stack(
-        "networkmanager",
-        ("",),
-        ("/usr/sbin/NetworkManager",),
-        ("NetworkManager.service",),
-        "NetworkManager",
-    ),
-    _Stack("netplan", ("",), ("/usr/sbin/netplan",)),
-    _Stack(
-        "networkd",
-        ("",),
-        ("/lib/systemd/systemd-networkd", "/usr/lib/systemd/systemd-networkd"),
-        ("systemd-networkd.service",),
-    ),
-    # wicked, and before it SLES 11's sysconfig ifup: both read the same ifcfg files
-    _Stack(
-        "wicked",
-        ("suse",),
-        ("/usr/sbin/wicked", "/etc/sysconfig/network/config"),
-        ("wicked.service", "network.service"),
-        "network",
-    ),
-    _Stack(
-        "network-scripts",
-        ("rhel", "fedora"),
-        ("/etc/sysconfig/network-scripts/ifup-eth", "/etc/rc.d/init.d/network"),
-        ("network.service",),
-        "network",
-    ),
-    _Stack(
-        "ifupdown",
-        ("debian", "ubuntu"),
-        ("/sbin/ifup", "/usr/sbin/ifup"),
-        ("networking.service",),
-        "networking",
-    ),
-    _Stack("alpine", ("alpine",), ("/etc/network/interfaces",), (), "networking"),
-)
-
-
 def _sysv_enabled(root: Root, script: str) -> bool:
     for d in ("/etc/rc3.d", "/etc/rc.d/rc3.d", "/etc/rc2.d", "/etc/rcS.d", "/etc/init.d/rc3.d"):
         try:
@@ -249,8 +197,12 @@ def _sysv_enabled(root: Root, script: str) -> bool:
 def detect_network_stacks(root: Root, guest: Guest) -> list[dict]:
     """Installed network stacks, whether each is enabled, and why we think so — from the
     guest's own files (binaries, enabled units, init links), never the host's."""
+    # here, not at the top: the initrd imports detect at start and the network package
+    # only for a config with a network
+    from .network.stacks import STACKS
+
     found = []
-    for stack in _STACKS:
+    for stack in STACKS:
         if "" not in stack.families and guest.family.name not in stack.families:
             continue
         present = [m for m in stack.markers if root.lexists(m)]

@@ -172,6 +172,10 @@ def _suggest(key: str, known: list[str]) -> str:
 
 
 def _load_model(cls: Any, value: Any, path: Path) -> Any:
+    # a model that accepts an older format converts it first (network v1 -> v2)
+    convert = getattr(cls, "__convert__", None)
+    if convert is not None and (model := convert(value, path)) is not None:
+        return model
     if not isinstance(value, dict):
         raise ConfigError(path, f"expected a mapping, got {_describe(value)}")
     fields = {config_key(f): f for f in dataclasses.fields(cls)}
@@ -216,9 +220,14 @@ def _check_field(field: dataclasses.Field, value: Any, path: Path) -> None:
     if value is None:
         return
     meta = field.metadata
-    values = value if isinstance(value, list) else [value]
-    for i, item in enumerate(values):
-        ipath = (*path, i) if isinstance(value, list) else path
+    # a list's items, a mapping's values (per-member bridge options), or the value itself
+    if isinstance(value, list):
+        items = [((*path, i), item) for i, item in enumerate(value)]
+    elif isinstance(value, dict):
+        items = [((*path, k), item) for k, item in value.items()]
+    else:
+        items = [(path, value)]
+    for ipath, item in items:
         if isinstance(item, Deferred):
             continue  # an unrendered template: checked once its vars are known
         # check first: it can say more than "does not match" (and, on a secret field,
@@ -318,7 +327,10 @@ def dump(model: Any) -> Any:
         out = {}
         for field in dataclasses.fields(model):
             value = getattr(model, field.name)
-            if value is None or value == [] or value == {} or value == field.default:
+            # an empty list is a default only where the default is empty (link-local: []
+            # means none, where leaving it out means the stack's default)
+            empty = (value == [] or value == {}) and field.default is dataclasses.MISSING
+            if value is None or empty or value == field.default:
                 continue
             out[config_key(field)] = dump(value)
         return out

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 from ..detect import Guest
 from ..errors import PlanError
+from .stacks import PREFERENCE
 
-# When several stacks are enabled, the first here is the one that owns the NICs: netplan
-# generates NetworkManager or networkd config; NetworkManager wins over networkd, etc.
-PREFERENCE = (
-    "netplan", "networkmanager", "networkd", "wicked", "network-scripts", "ifupdown", "alpine",
-)  # fmt: skip
 SPELLINGS = {"NetworkManager": "networkmanager", "NM": "networkmanager"}
 
 

@@ -60,6 +60,7 @@ def plan(ctx: Context) -> None:
     renderer = RENDERERS[name]
     ctx.log.info("network: writing %s config (%s)", name, why)
     facts = guest_facts(ctx)
+    renderer.check(state, facts)
     files = renderer.render(state, facts)
     # Ours are staged before the template's config is cleaned away, because the journal
     # keeps the plan's order and which stack is enabled is read from that config (netplan:
@@ -96,4 +97,6 @@ def _write(ctx: Context, files: dict, facts: GuestFacts) -> None:
 
 def _hands_dns_to_resolved(stack: str) -> bool:
     """Stacks that pass per-link DNS to systemd-resolved themselves."""
-    return stack in ("networkd", "netplan", "networkmanager")
+    from ..network.stacks import BY_NAME
+
+    return BY_NAME[stack].resolved_dns

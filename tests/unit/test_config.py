@@ -85,7 +85,16 @@ def error_of(tmp_path: Path, text: str, variables=None) -> str:
         ("hostname: [web01\n", "error: line 2: not valid YAML"),
         ("hostname: a\nhostname: b\n", "error at hostname: line 2: key 'hostname' appears twice"),
         ("hostname: '{{ name }'\n", "error at hostname: line 1: template syntax error"),
-        ("network: {version: 1}\n", "error at network.version: line 1: expected one of 2"),
+        (
+            "network: {version: 3}\n",
+            "error at network.version: line 1: network version 3: "
+            "versions 1 (cloud-init network-config v1) and 2 (netplan) are accepted",
+        ),
+        (
+            "network:\n  version: 1\n  config:\n    - {type: physical, name: eth0, subnets: "
+            "[{type: static, address: 10.0.0.300/8}]}\n",
+            "error at network.config[0].subnets[0].address: line 4:",
+        ),
     ],
 )
 def test_errors_name_path_and_line(tmp_path, text, expected):

@@ -215,3 +215,13 @@ def test_the_budget_is_shared_by_a_config_s_templates_and_ordinary_ones_fit():
     assert cfg.hostname == "web-012"
     assert cfg.files[0].content == "   A    \n   B    \n"
     assert cfg.files[1].content == "4000000000    7 1024"
+
+
+def test_per_member_bridge_numbers_are_ranged_too():
+    net = {"version": 2, "ethernets": {"eth0": {}},
+           "bridges": {"br0": {"interfaces": ["eth0"],
+                               "parameters": {"port-priority": {"eth0": 2**40}}}}}  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        config.parse({"network": net})
+    assert "network.bridges.br0.parameters.port-priority.eth0" in str(err.value)
+    assert "above the maximum 63" in str(err.value)

@@ -2,26 +2,20 @@
 
 Each stack's module is imported the first time its renderer is asked for, not before:
 a guest has one stack, and the initrd (under emulation, where imports are most of
-Python's start-up) has no use for the other six. MODULES names them; a test checks
-that it lists every module here and that each registers the name it is listed under."""
+Python's start-up) has no use for the other six. MODULES (from network/stacks.py) names
+them; a test checks that it lists every module here and that each registers the name it
+is listed under."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
 
+from ..stacks import STACKS
 from .base import File, GuestFacts, Renderer
 
 # stack name -> module in this folder, whose import registers the stack's renderer
-MODULES = {
-    "netplan": "netplan",
-    "networkmanager": "networkmanager",
-    "networkd": "networkd",
-    "network-scripts": "network_scripts",
-    "wicked": "wicked",
-    "ifupdown": "ifupdown",
-    "alpine": "alpine",
-}
+MODULES = {s.name: s.module for s in STACKS}
 
 
 class Registry(Mapping[str, Renderer]):

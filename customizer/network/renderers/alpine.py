@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 
+from ...errors import PlanError
 from ...plan import Plan
 from .. import dns, eni
 from ..state import Device, NetworkState
 from . import register
 from .base import File, GuestFacts, Renderer
-from .ifupdown import ADDRESSING, bond_options
+from .ifupdown import ADDRESSING, bond_options, bridge_options
 
 INTERFACES = "/etc/network/interfaces"
 MACTAB = "/etc/mactab"  # nameif's table: the template's MAC pins
@@ -31,7 +32,7 @@ def _renamed(dev: Device) -> bool:
 
 
 def _block(dev: Device, state: NetworkState) -> eni.Block:
-    if dev.bond_master:  # ifupdown-ng brings members up before the bond that lists them
+    if dev.is_port:  # ifupdown-ng brings ports up before the bond or bridge listing them
         stanzas = [eni.Stanza(dev.name, "inet", "manual")]
     else:
         # ifupdown-ng's one `metric` covers the gateways of both families: metric'd
@@ -45,6 +46,9 @@ def _block(dev: Device, state: NetworkState) -> eni.Block:
         head.append(("use", "bond"))
         head.append(("bond-members", " ".join(dev.bond_members)))
         head.extend(bond_options(dev, state))
+    elif dev.kind == "bridge":
+        head.append(("use", "bridge"))
+        head.extend(bridge_options(dev, state, stp=("yes", "no")))
     elif dev.kind == "vlan":
         head.append(("vlan-raw-device", str(dev.vlan_link)))
         head.append(("vlan-id", str(dev.vlan_id)))
@@ -61,6 +65,16 @@ def _block(dev: Device, state: NetworkState) -> eni.Block:
 class Alpine(Renderer):
     name = "alpine"
     summary = "Alpine ifupdown-ng: /etc/network/interfaces"
+
+    def check(self, state: NetworkState, facts: GuestFacts) -> None:
+        super().check(state, facts)
+        for dev in state.devices:
+            if dev.port_cost is not None or dev.port_priority is not None:
+                # its bridge executor sets them on the bridge device, not on a port
+                raise PlanError(
+                    f"network.bridges.{dev.bridge_master}.parameters: ifupdown-ng (alpine "
+                    "stack) can't set a port's path-cost or port-priority"
+                )
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         lo = eni.Block("lo", [eni.Stanza("lo", "inet", "loopback")])

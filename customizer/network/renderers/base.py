@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...errors import PlanError
 from ...plan import Plan
 from ..state import NetworkState
 
@@ -37,6 +38,39 @@ class GuestFacts:
 class Renderer:
     name: str = ""
     summary: str = ""
+
+    # route options (table, from, scope, type, mtu, ...) and routing-policy
+    policy_routing = False
+    # the netplan keys of Device.extras this stack writes (dhcp4-overrides, link-local, ...)
+    extras: tuple[str, ...] = ()
+
+    def check(self, state: NetworkState, facts: GuestFacts) -> None:
+        """Refuse, before anything in the guest is touched, a config this stack can't be
+        made to mean: one line naming the key and the stack."""
+        for dev in state.devices:
+            where = f"network.{dev.kind}s.{dev.key}"
+            for key in dev.extras:
+                if key not in self.extras:
+                    raise PlanError(
+                        f"{where}.{key}: vmtailor does not write {key} for the {self.name} "
+                        "stack yet"
+                    )
+            if self.policy_routing:
+                continue
+            if dev.rules:
+                raise PlanError(f"{where}.routing-policy: {self.no_policy}")
+            for i, route in enumerate(dev.routes):
+                if route.options:
+                    raise PlanError(
+                        f"{where}.routes[{i}]: route {', '.join(route.options)}: {self.no_policy}"
+                    )
+
+    @property
+    def no_policy(self) -> str:
+        return (
+            f"vmtailor does not write route options and routing-policy for the {self.name} "
+            "stack yet (netplan, networkd and NetworkManager have them)"
+        )
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         """{guest path: File} for this stack. Pure: no guest access."""

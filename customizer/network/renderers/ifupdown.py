@@ -17,7 +17,7 @@ import posixpath
 import re
 
 from ...plan import Plan
-from .. import dns, eni, naming
+from .. import bond, dns, eni, naming
 from ..state import Device, NetworkState
 from . import register
 from .base import File, GuestFacts, Renderer
@@ -28,9 +28,10 @@ SOURCE_LINE = f"# Added by vmtailor: the config's network key\nsource {OURS}\n"
 IFENSLAVE = ("/etc/network/if-pre-up.d/ifenslave", "/sbin/ifenslave", "/usr/sbin/ifenslave")
 ADDRESSING = ("address", "netmask", "gateway", "metric")
 DHCLIENT = ("/sbin/dhclient", "/usr/sbin/dhclient")
-BOND_OPTIONS = {"mode": "bond-mode", "mii-monitor-interval": "bond-miimon",
-                "primary": "bond-primary", "lacp-rate": "bond-lacp-rate",
-                "transmit-hash-policy": "bond-xmit-hash-policy"}  # fmt: skip
+BRIDGE_UTILS = ("/lib/bridge-utils/ifupdown.sh", "/etc/network/if-pre-up.d/bridge")
+BRIDGE_OPTIONS = {"ageing-time": "bridge-ageing", "priority": "bridge-bridgeprio",
+                  "forward-delay": "bridge-fd", "hello-time": "bridge-hello",
+                  "max-age": "bridge-maxage", "stp": "bridge-stp"}  # fmt: skip
 
 
 def _version(facts: GuestFacts) -> tuple[int, ...]:
@@ -55,14 +56,27 @@ def has_patterns(facts: GuestFacts) -> bool:
 
 
 def bond_options(dev: Device, state: NetworkState) -> list[tuple[str, str]]:
-    """bond-* options; `primary` names a member by its config key, the tools want its name."""
-    names = {d.key: d.name for d in state.devices}
-    bond = next(d for d in state.devices if d.name == (dev.bond_master or dev.name))
-    out = []
-    for key, option in BOND_OPTIONS.items():
-        if (value := bond.bond_params.get(key)) is not None:
-            value = names.get(str(value), value) if key == "primary" else value
-            out.append((option, str(value)))
+    """bond-* options: the driver's sysfs names, as ifenslave and ifupdown-ng read them."""
+    return [
+        (f"bond-{name.replace('_', '-')}", value)
+        for name, value in bond.kernel_options(dev, state, list_sep=" ")
+    ]
+
+
+def bridge_options(
+    dev: Device, state: NetworkState, stp: tuple[str, str] = ("on", "off")
+) -> list[tuple[str, str]]:
+    """bridge-* options, as bridge-utils (and ifupdown-ng, whose stp wants yes/no) read
+    them."""
+    out = [("bridge-ports", " ".join(dev.bridge_members) or "none")]
+    for key, value in dev.bridge_params.items():
+        value = stp[0 if value else 1] if isinstance(value, bool) else value
+        out.append((BRIDGE_OPTIONS[key], str(value)))
+    ports = [d for d in state.devices if d.bridge_master == dev.name]
+    for option, attr in (("bridge-pathcost", "port_cost"), ("bridge-portprio", "port_priority")):
+        pairs = [f"{d.name} {getattr(d, attr)}" for d in ports if getattr(d, attr) is not None]
+        if pairs:
+            out.append((option, " ".join(pairs)))
     return out
 
 
@@ -71,13 +85,18 @@ def _block(dev: Device, state: NetworkState, facts: GuestFacts) -> eni.Block:
         member = eni.Stanza(dev.name, "inet", "manual", [("bond-master", dev.bond_master)])
         member.options.extend(bond_options(dev, state))
         return eni.Block(dev.name, [member], _start(dev))
-    stanzas = eni.address_stanzas(dev, legacy=legacy(facts))
-    _ipv6_ra(dev, stanzas)
+    if dev.bridge_master:  # bridge-utils puts the port in its bridge; no IP of its own
+        stanzas = [eni.Stanza(dev.name, "inet", "manual")]
+    else:
+        stanzas = eni.address_stanzas(dev, legacy=legacy(facts))
+        _ipv6_ra(dev, stanzas)
     first = stanzas[0]
     head: list[tuple[str, str]] = []
     if dev.kind == "bond":
         head.append(("bond-slaves", "none"))  # members name their master: hotplug-safe
         head.extend(bond_options(dev, state))
+    elif dev.kind == "bridge":
+        head.extend(bridge_options(dev, state))
     elif dev.kind == "vlan":
         # iproute2 makes the VLAN whatever its name; the vlan package knows only vlanN, X.N
         head.append(("vlan-raw-device", str(dev.vlan_link)))
@@ -130,7 +149,7 @@ class Ifupdown(Renderer):
     summary = "Debian ifupdown: /etc/network/interfaces.d/90-vmtailor"
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
-        blocks = [_block(dev, state, facts) for dev in state.devices]
+        blocks = [_block(dev, state, facts) for dev in _bring_up_order(state)]
         files: dict[str, File] = {}
         if legacy(facts):
             lo = eni.Block("lo", [eni.Stanza("lo", "inet", "loopback")])
@@ -185,6 +204,13 @@ class Ifupdown(Renderer):
                 "guest lacks (no /etc/network/if-pre-up.d/ifenslave): install it, or the "
                 "bond won't come up"
             )
+        bridges = [d.name for d in state.by_kind("bridge")]
+        if bridges and not any(plan.exists(p) for p in BRIDGE_UTILS):
+            out.append(
+                f"network: bridge {', '.join(bridges)} needs the bridge-utils package, which "
+                "the guest lacks (no /lib/bridge-utils/ifupdown.sh): install it, or the "
+                "bridge won't come up"
+            )
         if any(d.dhcp6 for d in state.devices) and not any(plan.exists(p) for p in DHCLIENT):
             out.append(
                 "network: dhcp6 with ifupdown runs `dhclient -6`, and the guest has no "
@@ -199,6 +225,19 @@ class Ifupdown(Renderer):
                     "it by macaddress"
                 )
         return out
+
+
+def _bring_up_order(state: NetworkState) -> list[Device]:
+    """ifupdown brings `auto` interfaces up in file order, and bridge-utils can only add
+    a port that exists: VLAN ports before their bridge, VLANs on a bridge after it."""
+    bridges = {d.name for d in state.by_kind("bridge")}
+
+    def rank(dev: Device) -> int:
+        if dev.kind == "bridge":
+            return 1
+        return 2 if dev.kind == "vlan" and dev.vlan_link in bridges else 0
+
+    return sorted(state.devices, key=rank)
 
 
 def covers(text: str, path: str) -> bool:

@@ -9,7 +9,7 @@ import re
 
 from ...errors import PlanError
 from ...plan import Plan
-from ..state import Device, NetworkState
+from ..state import OFFLOAD, Device, NetworkState
 from . import register
 from .base import File, GuestFacts, Renderer
 
@@ -47,10 +47,13 @@ def _yaml(mapping: dict, indent: int = 0) -> list[str]:
             continue
         key = _scalar(name)  # interface keys may be "10" or "eth0:1"
         if isinstance(value, dict):
+            # a NIC with nothing set (a bond member, a VLAN's parent) must still be a
+            # mapping: `enp3s0:` alone is null, and netplan then rejects the whole file
+            value = {k: v for k, v in value.items() if v is not None}
             lines.append(f"{pad}{key}:" + ("" if value else " {}"))
             lines.extend(_yaml(value, indent + 1))
         elif isinstance(value, list):
-            lines.append(f"{pad}{key}:")
+            lines.append(f"{pad}{key}:" + ("" if value else " []"))
             for item in value:
                 if isinstance(item, dict):
                     body = _yaml(item, indent + 2)
@@ -93,21 +96,52 @@ def _interface(dev: Device) -> dict:
                 "via": str(r.via) if r.via else None,
                 "metric": r.metric,
                 "on-link": True if r.on_link else None,
+                **{k: str(v) if k == "from" else v for k, v in r.options.items()},
             }
             for r in dev.routes
+        ]
+        or None,
+        "routing-policy": [
+            {
+                "from": r.source,
+                "to": r.to,
+                "table": r.table,
+                "priority": r.priority,
+                "mark": r.mark,
+                "type-of-service": r.tos,
+            }
+            for r in dev.rules
         ]
         or None,
         "nameservers": {k: v for k, v in ns.items() if v} or None,
         "mtu": dev.mtu,
         "macaddress": dev.set_mac,
         "optional": True if dev.optional else None,
+        "dhcp4-overrides": dict(dev.dhcp4_overrides) or None,
+        "dhcp6-overrides": dict(dev.dhcp6_overrides) or None,
+        "dhcp-identifier": dev.dhcp_identifier,
+        "link-local": list(dev.link_local) if dev.link_local is not None else None,
+        "ipv6-privacy": dev.ipv6_privacy,
+        "ipv6-mtu": dev.ipv6_mtu,
+        "wakeonlan": dev.wakeonlan,
+        **dev.offload,
     }
+
+
+def _bridge_params(bridge: Device, state: NetworkState) -> dict:
+    """The bridge's own parameters, and its ports' (by key, as netplan names them)."""
+    ports = [d for d in state.devices if d.bridge_master == bridge.name]
+    cost = {d.key: d.port_cost for d in ports if d.port_cost is not None}
+    priority = {d.key: d.port_priority for d in ports if d.port_priority is not None}
+    out = {**bridge.bridge_params, "path-cost": cost, "port-priority": priority}
+    return {k: v for k, v in out.items() if v or v is False}
 
 
 def _network(state: NetworkState, facts: GuestFacts) -> dict:
     keys = _keys(state)
     ethernets: dict[str, dict] = {}
     bonds: dict[str, dict] = {}
+    bridges: dict[str, dict] = {}
     vlans: dict[str, dict] = {}
     for dev in state.devices:
         if dev.kind == "ethernet":
@@ -129,6 +163,12 @@ def _network(state: NetworkState, facts: GuestFacts) -> dict:
                 "parameters": dict(dev.bond_params),  # primary is a key, as here
                 **_interface(dev),
             }
+        elif dev.kind == "bridge":
+            bridges[dev.key] = {
+                "interfaces": [keys[m] for m in dev.bridge_members],
+                "parameters": _bridge_params(dev, state) or None,
+                **_interface(dev),
+            }
         elif dev.kind == "vlan":
             assert dev.vlan_link is not None
             vlans[dev.key] = {"id": dev.vlan_id, "link": keys[dev.vlan_link], **_interface(dev)}
@@ -137,6 +177,7 @@ def _network(state: NetworkState, facts: GuestFacts) -> dict:
         "renderer": facts.netplan_backend,
         "ethernets": ethernets or None,
         "bonds": bonds or None,
+        "bridges": bridges or None,
         "vlans": vlans or None,
     }
 
@@ -152,6 +193,30 @@ def configures_wired(text: str) -> bool:
 class Netplan(Renderer):
     name = "netplan"
     summary = "netplan YAML in /etc/netplan (Ubuntu >= 18.04)"
+    policy_routing = True
+    extras = ("dhcp4-overrides", "dhcp6-overrides", "dhcp-identifier", "link-local",
+              "ipv6-privacy", "ipv6-mtu", "wakeonlan", *OFFLOAD)  # fmt: skip
+
+    def check(self, state: NetworkState, facts: GuestFacts) -> None:
+        """netplan's NetworkManager backend (0.106) refuses routes that aren't unicast,
+        failing `netplan generate` at every boot, and drops routing-policy and scope."""
+        super().check(state, facts)
+        if facts.netplan_backend != "NetworkManager":
+            return
+        for dev in state.devices:
+            where = f"network.{dev.kind}s.{dev.key}"
+            if dev.ipv6_mtu:
+                raise PlanError(f"{where}.ipv6-mtu: netplan's NetworkManager backend has none")
+            if dev.rules:
+                raise PlanError(
+                    f"{where}.routing-policy: netplan's NetworkManager backend drops it"
+                )
+            for i, route in enumerate(dev.routes):
+                if route.type not in (None, "unicast") or route.scope:
+                    what = "scope" if route.scope else f"{route.type} routes"
+                    raise PlanError(
+                        f"{where}.routes[{i}]: netplan's NetworkManager backend has no {what}"
+                    )
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         text = "\n".join(_yaml({"network": _network(state, facts)})) + "\n"

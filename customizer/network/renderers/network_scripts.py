@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import posixpath
 
+from ...errors import PlanError
 from ...plan import Plan
-from .. import dns, naming, sysconfig
+from .. import bond, dns, naming, sysconfig
 from ..state import Device, IPInterface, NetworkState, Route
 from . import register
 from .base import File, GuestFacts, Renderer
@@ -15,9 +16,11 @@ from .base import File, GuestFacts, Renderer
 DIR = "/etc/sysconfig/network-scripts"
 NETWORK = "/etc/sysconfig/network"
 HEADER = "# Written by vmtailor from the config's network key.\n"
-TYPES = {"ethernet": "Ethernet", "bond": "Bond", "vlan": "Vlan"}
-BOND_OPTS = {"mode": "mode", "mii-monitor-interval": "miimon", "primary": "primary",
-             "lacp-rate": "lacp_rate", "transmit-hash-policy": "xmit_hash_policy"}  # fmt: skip
+TYPES = {"ethernet": "Ethernet", "bond": "Bond", "vlan": "Vlan", "bridge": "Bridge"}
+# bridge parameters in BRIDGING_OPTS: hello-time, max-age and ageing-time are left out,
+# as initscripts writes them to sysfs in 1/100 s and NetworkManager's ifcfg-rh reads
+# them in seconds, so no one value means the same to both
+BRIDGE_TIMES = ("hello-time", "max-age", "ageing-time")
 # The template's default route lives per device from now on; a global GATEWAYDEV would
 # even keep it off the device the config gives it to.
 GLOBAL_KEYS: dict[str, str | None] = {
@@ -92,12 +95,7 @@ def _ipv6(dev: Device, state: NetworkState) -> list[tuple[str, object]]:
 
 
 def _bond_opts(dev: Device, state: NetworkState) -> str:
-    names = {d.key: d.name for d in state.devices}
-    opts = []
-    for key, value in dev.bond_params.items():
-        if key == "primary":  # the config names the member by its key
-            value = names.get(str(value), value)
-        opts.append(f"{BOND_OPTS[key]}={value}")
+    opts = [f"{name}={value}" for name, value in bond.kernel_options(dev, state)]
     return " ".join(opts)
 
 
@@ -114,6 +112,15 @@ def _ifcfg(dev: Device, state: NetworkState) -> str:
     ]
     if dev.bond_master:
         items += [("MASTER", dev.bond_master), ("SLAVE", True)]
+    if dev.bridge_master:
+        port = [("path_cost", dev.port_cost), ("priority", dev.port_priority)]
+        opts = " ".join(f"{k}={v}" for k, v in port if v is not None)
+        items += [("BRIDGE", dev.bridge_master), ("BRIDGING_OPTS", opts or None)]
+    if dev.kind == "bridge":
+        p = dev.bridge_params
+        stp = ("on" if p["stp"] else "off") if "stp" in p else None
+        prio = f"priority={p['priority']}" if "priority" in p else None
+        items += [("STP", stp), ("DELAY", p.get("forward-delay")), ("BRIDGING_OPTS", prio)]
     if dev.kind == "bond":
         items += [("BONDING_MASTER", True), ("BONDING_OPTS", _bond_opts(dev, state))]
     if dev.kind == "vlan":
@@ -122,7 +129,7 @@ def _ifcfg(dev: Device, state: NetworkState) -> str:
         items += [("VLAN", True), ("PHYSDEV", dev.vlan_link), ("VID", dev.vlan_id),
                   ("VLAN_ID", dev.vlan_id)]  # fmt: skip
     items += [("MACADDR", dev.set_mac.upper() if dev.set_mac else None), ("MTU", dev.mtu)]
-    if not dev.bond_master:
+    if not dev.is_port:
         items += _ipv4(dev, state) + _ipv6(dev, state)
         items += [(f"DNS{i}", a) for i, a in enumerate(dev.dns, 1)]
         items.append(("DOMAIN", " ".join(dev.search) or None))
@@ -150,6 +157,16 @@ def _route_lines(dev: Device, version: int) -> list[str]:
 class NetworkScripts(Renderer):
     name = "network-scripts"
     summary = "RHEL/CentOS ≤ 8 ifcfg files (initscripts and NetworkManager ifcfg-rh)"
+
+    def check(self, state: NetworkState, facts: GuestFacts) -> None:
+        super().check(state, facts)
+        for dev in state.by_kind("bridge"):
+            for key in BRIDGE_TIMES:
+                if key in dev.bridge_params:
+                    raise PlanError(
+                        f"network.bridges.{dev.key}.parameters.{key}: ifcfg files can't say "
+                        "it for both readers (initscripts: 1/100 s, NetworkManager: seconds)"
+                    )
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         sysconfig.require_names(state, self.name)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import posixpath
 
+from ...errors import PlanError
 from ...plan import Plan
-from .. import unitfile
+from .. import bond, unitfile
 from ..state import Device, NetworkState
 from . import register
 from .base import File, GuestFacts, Renderer
@@ -13,6 +14,25 @@ from .base import File, GuestFacts, Renderer
 DIR = "/etc/systemd/network"
 PREFIX = "10-vmtailor-"
 HEADER = "# Written by vmtailor from the config's network key.\n"
+NAME_POLICY = "keep kernel database onboard slot path"
+OFFLOAD = {"receive-checksum-offload": "ReceiveChecksumOffload",
+           "transmit-checksum-offload": "TransmitChecksumOffload",
+           "tcp-segmentation-offload": "TCPSegmentationOffload",
+           "tcp6-segmentation-offload": "TCP6SegmentationOffload",
+           "generic-segmentation-offload": "GenericSegmentationOffload",
+           "generic-receive-offload": "GenericReceiveOffload",
+           "large-receive-offload": "LargeReceiveOffload"}  # fmt: skip
+# netplan's dhcp4-overrides -> [DHCPv4] keys
+DHCP4 = {"use-dns": "UseDNS", "use-ntp": "UseNTP", "send-hostname": "SendHostname",
+         "use-hostname": "UseHostname", "use-mtu": "UseMTU", "hostname": "Hostname",
+         "use-routes": "UseRoutes", "route-metric": "RouteMetric",
+         "use-domains": "UseDomains"}  # fmt: skip
+DHCP6 = {"use-dns": "UseDNS", "use-ntp": "UseNTP", "send-hostname": "SendHostname",
+         "use-hostname": "UseHostname", "use-domains": "UseDomains"}  # fmt: skip
+# netplan's bridge parameters -> [Bridge] keys of a .netdev (times in seconds, as both)
+BRIDGE = {"ageing-time": "AgeingTimeSec", "priority": "Priority",
+          "forward-delay": "ForwardDelaySec", "hello-time": "HelloTimeSec",
+          "max-age": "MaxAgeSec", "stp": "STP"}  # fmt: skip
 
 
 def _dhcp(dev: Device) -> str:
@@ -38,11 +58,24 @@ def _match(dev: Device) -> list[tuple[str, object]]:
     return items
 
 
+def _is_primary(member: Device, state: NetworkState) -> bool:
+    master = next(d for d in state.by_kind("bond") if d.name == member.bond_master)
+    return master.bond_params.get("primary") == member.key  # the config names it by key
+
+
 def _network(dev: Device, state: NetworkState) -> str:
     net: list[tuple[str, object]] = []
+    if dev.is_port:
+        # a port has no addresses of its own, not even IPv6 link-local (as netplan)
+        net.append(("LinkLocalAddressing", "no"))
     if dev.bond_master:
         net.append(("Bond", dev.bond_master))
-    else:
+        # the bond's primary is a member's setting in networkd, not the bond's
+        if _is_primary(dev, state):
+            net.append(("PrimarySlave", True))
+    if dev.bridge_master:
+        net.append(("Bridge", dev.bridge_master))
+    if not dev.is_port:
         net.append(("DHCP", _dhcp(dev)))
         net.extend(("Address", str(a)) for a in dev.addresses)
         net.extend(("DNS", str(a)) for a in dev.dns)
@@ -52,6 +85,13 @@ def _network(dev: Device, state: NetworkState) -> str:
             net.append(("IPv6AcceptRA", dev.accept_ra))
         elif dev.addresses_v(6) and not dev.dhcp6:
             net.append(("IPv6AcceptRA", False))
+        if dev.link_local is not None:
+            families = set(dev.link_local)
+            net.append(("LinkLocalAddressing", {frozenset(): "no", frozenset({"ipv4"}): "ipv4",
+                        frozenset({"ipv6"}): "ipv6"}.get(frozenset(families), "yes")))  # fmt: skip
+        if dev.ipv6_privacy:
+            net.append(("IPv6PrivacyExtensions", True))
+        net.append(("IPv6MTUBytes", dev.ipv6_mtu))
     for vlan in state.by_kind("vlan"):
         if vlan.vlan_link == dev.name:
             net.append(("VLAN", vlan.name))
@@ -63,6 +103,20 @@ def _network(dev: Device, state: NetworkState) -> str:
         ("Link", link),
         ("Network", net),
     ]
+    if dev.bridge_master:
+        sections.append(("Bridge", [("Cost", dev.port_cost), ("Priority", dev.port_priority)]))
+    if dev.dhcp4 and not dev.is_port:
+        # netplan's defaults, which mean its DHCP routes and MTU (networkd: 1024, no)
+        overrides = {"route-metric": 100, "use-mtu": True, **dev.dhcp4_overrides}
+        dhcp = [(DHCP4[k], v) for k, v in overrides.items()]
+        sections.append(("DHCPv4", [("ClientIdentifier", dev.dhcp_identifier), *dhcp]))
+    six = dev.dhcp6_overrides
+    sections.append(("DHCPv6", [(DHCP6[k], v) for k, v in six.items() if k in DHCP6]))
+    # IPv6 routes and MTU come from router advertisements, not from DHCPv6
+    routes = six.get("use-routes")
+    sections.append(("IPv6AcceptRA", [("RouteMetric", six.get("route-metric")),
+                                      ("UseGateway", routes), ("UseRoutePrefix", routes),
+                                      ("UseMTU", six.get("use-mtu"))]))  # fmt: skip
     for route in dev.routes:
         sections.append(
             (
@@ -72,25 +126,41 @@ def _network(dev: Device, state: NetworkState) -> str:
                     ("Gateway", str(route.via) if route.via else None),
                     ("GatewayOnLink", True if route.on_link else None),
                     ("Metric", route.metric),
+                    ("PreferredSource", route.source),
+                    ("Table", route.table),
+                    ("Scope", route.scope),
+                    ("Type", route.type),
+                    ("MTUBytes", route.mtu),
+                    ("InitialCongestionWindow", route.congestion_window),
+                    ("InitialAdvertisedReceiveWindow", route.receive_window),
                 ],
             )
         )
+    for rule in dev.rules:
+        sections.append(
+            (
+                "RoutingPolicyRule",
+                [("From", rule.source), ("To", rule.to), ("Table", rule.table),
+                 ("Priority", rule.priority), ("FirewallMark", rule.mark),
+                 ("TypeOfService", rule.tos)],
+            )
+        )  # fmt: skip
     return unitfile.render(sections, HEADER)
 
 
 def _netdev(dev: Device) -> str | None:
     if dev.kind == "bond":
-        p = dev.bond_params
-        mii = p.get("mii-monitor-interval")
-        bond = [
-            ("Mode", p.get("mode")),
-            ("MIIMonitorSec", f"{int(mii) / 1000:g}s" if mii is not None else None),
-            ("LACPTransmitRate", p.get("lacp-rate")),
-            ("TransmitHashPolicy", p.get("transmit-hash-policy")),
-        ]
         return unitfile.render(
             [("NetDev", [("Name", dev.name), ("Kind", "bond"), ("MTUBytes", dev.mtu)]),
-             ("Bond", bond)],
+             ("Bond", bond.networkd_options(dev))],
+            HEADER,
+        )  # fmt: skip
+    if dev.kind == "bridge":
+        p = dev.bridge_params
+        bridge = [(name, p.get(key)) for key, name in BRIDGE.items()]
+        return unitfile.render(
+            [("NetDev", [("Name", dev.name), ("Kind", "bridge"), ("MTUBytes", dev.mtu)]),
+             ("Bridge", bridge)],
             HEADER,
         )  # fmt: skip
     if dev.kind == "vlan":
@@ -103,17 +173,40 @@ def _netdev(dev: Device) -> str | None:
 
 
 def _link(dev: Device) -> str | None:
-    """Renaming a NIC matched by MAC (set-name) is a .link file's job."""
-    if dev.kind != "ethernet" or not dev.set_name:
+    """Renaming a NIC matched by MAC (set-name) and wake-on-LAN are a .link file's job."""
+    if dev.kind != "ethernet" or not (dev.set_name or dev.wakeonlan or dev.offload):
         return None
-    match = ("MACAddress", dev.mac) if dev.mac else ("OriginalName", dev.match_name)
-    return unitfile.render([("Match", [match]), ("Link", [("Name", dev.name)])], HEADER)
+    if dev.mac:
+        match = ("MACAddress", dev.mac)
+    else:
+        match = ("OriginalName", dev.match_name or dev.name)
+    # the first .link that matches is the only one: without a Name, keep the naming
+    # policy of systemd's 99-default.link, or the NIC would keep its kernel name
+    link: list[tuple[str, object]] = (
+        [("Name", dev.name)] if dev.set_name else [("NamePolicy", NAME_POLICY)]
+    )
+    if dev.wakeonlan:
+        link.append(("WakeOnLan", "magic"))
+    link += [(OFFLOAD[k], v) for k, v in dev.offload.items()]
+    return unitfile.render([("Match", [match]), ("Link", link)], HEADER)
 
 
 @register
 class Networkd(Renderer):
     name = "networkd"
     summary = "systemd-networkd .network/.netdev/.link files"
+    policy_routing = True
+    extras = ("dhcp4-overrides", "dhcp6-overrides", "dhcp-identifier", "link-local",
+              "ipv6-privacy", "ipv6-mtu", "wakeonlan", *OFFLOAD)  # fmt: skip
+
+    def check(self, state: NetworkState, facts: GuestFacts) -> None:
+        super().check(state, facts)
+        for dev in state.devices:
+            if "hostname" in dev.dhcp6_overrides:
+                raise PlanError(
+                    f"network.{dev.kind}s.{dev.key}.dhcp6-overrides.hostname: networkd's "
+                    "DHCPv6 client sends the machine's hostname, no other"
+                )
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         files: dict[str, File] = {}

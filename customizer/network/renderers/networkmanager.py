@@ -7,9 +7,10 @@ import configparser
 import posixpath
 import uuid
 
+from ...errors import PlanError
 from ...plan import Plan
-from .. import naming
-from ..state import Device, NetworkState, Route
+from .. import bond, naming
+from ..state import Device, NetworkState, Route, Rule
 from . import register
 from .base import File, GuestFacts, Renderer
 
@@ -22,15 +23,22 @@ HEADER = "# Written by vmtailor from the config's network key.\n"
 # above cloud-init's profiles (120) and the distro's "System eth0" (-999), so ours win
 # should any profile for the same NIC survive (one in /usr/lib, one made at first boot)
 PRIORITY = 200
-BOND_OPTIONS = {  # netplan name -> kernel/NM option name
-    "mode": "mode",
-    "mii-monitor-interval": "miimon",
-    "primary": "primary",
-    "lacp-rate": "lacp_rate",
-    "transmit-hash-policy": "xmit_hash_policy",
-}
 
 Section = tuple[str, list[tuple[str, object]]]
+# the methods under which libnm (1.42, Debian 12; EL 9) accepts dns= and dns-search=
+CARRIES_DNS = ("auto", "manual")
+GLOBAL_DNS = "/etc/NetworkManager/conf.d/90-vmtailor-dns.conf"
+# netplan's offload keys -> NM's ethtool features
+ETHTOOL = {"receive-checksum-offload": "feature-rx", "transmit-checksum-offload": "feature-tx",
+           "tcp-segmentation-offload": "feature-tso",
+           "tcp6-segmentation-offload": "feature-tx-tcp6-segmentation",
+           "generic-segmentation-offload": "feature-gso",
+           "generic-receive-offload": "feature-gro",
+           "large-receive-offload": "feature-lro"}  # fmt: skip
+# route scopes: NM takes the kernel's number
+SCOPES = {"global": 0, "link": 253, "host": 254}
+# the route types NM (1.42) can write; anycast, broadcast, multicast, nat, xresolve not
+ROUTE_TYPES = ("unicast", "local", "blackhole", "unreachable", "prohibit", "throw")
 
 
 def connection_uuid(name: str) -> str:
@@ -43,7 +51,7 @@ def _nm_list(values: list[str]) -> str:
 
 
 def _connection(dev: Device) -> list[Section]:
-    nm_type = {"ethernet": "ethernet", "bond": "bond", "vlan": "vlan"}[dev.kind]
+    nm_type = dev.kind  # ethernet, bond, bridge, vlan: NM's names too
     con: list[tuple[str, object]] = [
         ("id", dev.name),
         ("uuid", connection_uuid(dev.name)),
@@ -63,22 +71,15 @@ def _connection(dev: Device) -> list[Section]:
         # (1.46+ keeps them as aliases of the same property), while NM < 1.46 (EL 9.0-9.3,
         # Debian 12, Ubuntu 22.04) would ignore controller= and leave the NIC out of the bond
         con += [("master", connection_uuid(dev.bond_master)), ("slave-type", "bond")]
+    elif dev.bridge_master:
+        con += [("master", connection_uuid(dev.bridge_master)), ("slave-type", "bridge")]
     ether = [
+        ("wake-on-lan", 64 if dev.wakeonlan else None),  # NM's flag for magic packets
         ("mac-address", dev.mac.upper() if dev.mac else None),
         ("cloned-mac-address", dev.set_mac.upper() if dev.set_mac else None),
         ("mtu", dev.mtu),
     ]
     return [("connection", con), ("match", match), ("ethernet", ether)]
-
-
-def _bond(dev: Device, state: NetworkState) -> list[tuple[str, object]]:
-    keys = {d.key: d.name for d in state.devices}
-    out: list[tuple[str, object]] = []
-    for name, value in dev.bond_params.items():
-        if name == "primary":
-            value = keys.get(str(value), value)  # the config names a key; NM a NIC
-        out.append((BOND_OPTIONS[name], value))
-    return out
 
 
 def _route(route: Route) -> str:
@@ -87,6 +88,49 @@ def _route(route: Route) -> str:
     if route.metric is not None:
         return f"{value},{via},{route.metric}"
     return f"{value},{via}" if via else value
+
+
+def _dhcp(dev: Device, version: int) -> list[tuple[str, object]]:
+    """dhcp4-/dhcp6-overrides in NM's terms; use-ntp and use-hostname need none (NM takes
+    neither NTP servers nor, with the hostname set, a hostname from DHCP)."""
+    o = dev.dhcp4_overrides if version == 4 else dev.dhcp6_overrides
+    routes = o.get("use-routes") is False
+    return [
+        ("dhcp-client-id", dev.dhcp_identifier if version == 4 else None),
+        ("dhcp-send-hostname", o.get("send-hostname")),
+        ("dhcp-hostname", o.get("hostname")),
+        ("ignore-auto-dns", True if o.get("use-dns") is False else None),
+        ("ignore-auto-routes", True if routes else None),
+        ("never-default", True if routes else None),
+        ("route-metric", o.get("route-metric")),
+    ]
+
+
+def _route_options(route: Route) -> str:
+    options = [
+        ("onlink", "true" if route.on_link else None),
+        ("table", route.table),
+        ("src", route.source),
+        ("mtu", route.mtu),
+        ("type", route.type),
+        ("scope", SCOPES[route.scope] if route.scope else None),
+        ("initcwnd", route.congestion_window),
+        ("initrwnd", route.receive_window),
+    ]
+    return ",".join(f"{k}={v}" for k, v in options if v is not None)
+
+
+def _rule(rule: Rule) -> str:
+    """A routing rule in NM's (ip rule's) syntax; check() made sure it has a priority."""
+    words = [
+        ("priority", rule.priority),
+        ("from", rule.source),
+        ("to", rule.to),
+        ("fwmark", rule.mark),
+        ("tos", f"0x{rule.tos:02x}" if rule.tos is not None else None),
+        ("table", rule.table),
+    ]
+    return " ".join(f"{k} {v}" for k, v in words if v is not None)
 
 
 def _method(dev: Device, version: int) -> str:
@@ -99,12 +143,12 @@ def _method(dev: Device, version: int) -> str:
         return "auto"
     if addresses or routes:
         return "manual"  # no SLAAC address next to the static one
-    if dns and dev.accept_ra is None:
-        # NM allows dns= only on a configured family; auto gives what the kernel
-        # would do for an unmanaged link (SLAAC from router adverts), which reaches it
-        return "auto"
+    if dns or dev.accept_ra is False:
+        # DNS alone asks for no address: SLAAC stays off, as in netplan and cloud-init
+        # (the servers go to the global DNS drop-in, see global_dns)
+        return "link-local"
     # no IPv6 config: leave IPv6 to the kernel, as netplan's NM backend does
-    return "link-local" if dev.accept_ra is False else "ignore"
+    return "ignore"
 
 
 def _ip(dev: Device, version: int, method: str, search: bool) -> list[tuple[str, object]]:
@@ -113,16 +157,21 @@ def _ip(dev: Device, version: int, method: str, search: bool) -> list[tuple[str,
     items += [(f"address{i}", str(a)) for i, a in enumerate(addresses, 1)]
     gateway = dev.gateway(version)
     if gateway and (gateway.via is None or gateway.metric is not None or gateway.on_link
-                    or not addresses):  # fmt: skip
+                    or gateway.options or not addresses):  # fmt: skip
         gateway = None  # NM's gateway= needs an address and has no metric: use a route
     if gateway:
         items.append(("gateway", str(gateway.via)))
     routes = [r for r in dev.routes_v(version) if r is not gateway]
     for i, route in enumerate(routes, 1):
         items.append((f"route{i}", _route(route)))
-        if route.on_link:
-            items.append((f"route{i}_options", "onlink=true"))
-    if method in ("auto", "manual"):  # NM rejects the whole profile otherwise
+        items.append((f"route{i}_options", _route_options(route) or None))
+    rules = [r for r in dev.rules if r.version == version]
+    items += [(f"routing-rule{i}", _rule(rule)) for i, rule in enumerate(rules, 1)]
+    if method == "auto":
+        items += _dhcp(dev, version)
+    if version == 6 and dev.ipv6_privacy:
+        items.append(("ip6-privacy", 2))  # temporary addresses, preferred (netplan's)
+    if method in CARRIES_DNS:  # NM rejects the whole profile otherwise
         dns = [str(a) for a in dev.dns if a.version == version]
         items.append(("dns", _nm_list(dns) or None))
         if search and dev.search:
@@ -130,30 +179,104 @@ def _ip(dev: Device, version: int, method: str, search: bool) -> list[tuple[str,
     return items
 
 
+def _value(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
 def keyfile(dev: Device, state: NetworkState) -> str:
     sections = _connection(dev)
     if dev.kind == "bond":
-        sections.append(("bond", _bond(dev, state)))
+        sections.append(("bond", bond.kernel_options(dev, state)))
+    if dev.offload:
+        sections.append(("ethtool", [(ETHTOOL[k], v) for k, v in dev.offload.items()]))
+    if dev.kind == "bridge":  # NM's names, and its unit (seconds), are netplan's
+        sections.append(("bridge", list(dev.bridge_params.items())))
+    if dev.bridge_master:
+        sections.append(("bridge-port", [("path-cost", dev.port_cost),
+                                         ("priority", dev.port_priority)]))  # fmt: skip
     if dev.kind == "vlan":
         assert dev.vlan_link is not None
         # the parent by its connection UUID: found even when its NIC name isn't known
         sections.append(("vlan", [("id", dev.vlan_id), ("parent", connection_uuid(dev.vlan_link))]))
-    if not dev.bond_master:  # a bond member carries no IP config of its own
+    if not dev.is_port:  # a bond member or bridge port carries no IP config of its own
         v4, v6 = _method(dev, 4), _method(dev, 6)
         sections.append(("ipv4", _ip(dev, 4, v4, search=True)))
-        sections.append(("ipv6", _ip(dev, 6, v6, search=v4 == "disabled")))
+        sections.append(("ipv6", _ip(dev, 6, v6, search=v4 not in CARRIES_DNS)))
     chunks = [HEADER]
     for name, items in sections:
-        lines = [f"{k}={v}" for k, v in items if v is not None]
+        lines = [f"{k}={_value(v)}" for k, v in items if v is not None]
         if lines or name == "ethernet" and dev.kind == "ethernet":  # as NM writes it
             chunks.append("\n".join([f"[{name}]", *lines]) + "\n")
     return "\n".join(chunks)
+
+
+def _strands_dns(dev: Device) -> bool:
+    """Does the device have DNS that no family of its profile can carry? (A family with
+    no address, DHCP or router adverts: libnm refuses dns= under link-local/disabled.)"""
+    if dev.is_port:
+        return False
+    carried = {v for v in (4, 6) if _method(dev, v) in CARRIES_DNS}
+    return any(a.version not in carried for a in dev.dns) or bool(dev.search and not carried)
+
+
+def global_dns(state: NetworkState) -> File | None:
+    """NM's global DNS, when some device's DNS can't sit in its profile: netplan puts it
+    under method=link-local, which libnm rejects, losing the whole profile. Global DNS
+    replaces every profile's DNS, so it holds all of the config's servers and domains."""
+    if not any(_strands_dns(dev) for dev in state.devices):
+        return None
+    lines = [HEADER.rstrip("\n"), "[global-dns]"]
+    if state.search:
+        lines.append("searches=" + ",".join(state.search))
+    lines.append("\n[global-dns-domain-*]")  # NM wants the default domain declared
+    if state.dns:
+        lines.append("servers=" + ",".join(str(a) for a in state.dns))
+    return File("\n".join(lines) + "\n")
 
 
 @register
 class NetworkManager(Renderer):
     name = "networkmanager"
     summary = "NetworkManager keyfiles in /etc/NetworkManager/system-connections"
+    policy_routing = True
+    extras = ("dhcp4-overrides", "dhcp6-overrides", "dhcp-identifier", "ipv6-privacy",
+              "wakeonlan", *ETHTOOL)  # fmt: skip
+
+    def check(self, state: NetworkState, facts: GuestFacts) -> None:
+        super().check(state, facts)
+        for dev in state.devices:
+            where = f"network.{dev.kind}s.{dev.key}"
+            if "primary" in dev.bond_params and dev.bond_params.get("mode") != "active-backup":
+                raise PlanError(  # libnm (1.42) refuses the profile
+                    f"{where}.parameters.primary: NetworkManager takes primary in "
+                    "active-backup bonds only"
+                )
+            for key, o in (("dhcp4-overrides", dev.dhcp4_overrides),
+                           ("dhcp6-overrides", dev.dhcp6_overrides)):  # fmt: skip
+                if o.get("use-mtu") is False:
+                    raise PlanError(
+                        f"{where}.{key}.use-mtu: NetworkManager has no switch to ignore the "
+                        "MTU DHCP offers",
+                        hint="set mtu: on the interface instead",
+                    )
+                if {o.get("use-dns", True), o.get("use-domains", True)} == {True, False}:
+                    raise PlanError(
+                        f"{where}.{key}: NetworkManager takes DHCP's DNS servers and domains "
+                        "together: use-dns and use-domains must agree"
+                    )
+            for i, route in enumerate(dev.routes):
+                if route.type not in (None, *ROUTE_TYPES):
+                    raise PlanError(
+                        f"{where}.routes[{i}].type: NetworkManager has no {route.type} routes "
+                        f"(it has {', '.join(ROUTE_TYPES)})"
+                    )
+            for i, rule in enumerate(dev.rules):
+                if rule.priority is None:
+                    raise PlanError(
+                        f"{where}.routing-policy[{i}]: NetworkManager needs a priority on "
+                        "every routing rule",
+                        hint="add priority: (lower is looked at first)",
+                    )
 
     def render(self, state: NetworkState, facts: GuestFacts) -> dict[str, File]:
         files = {
@@ -162,7 +285,18 @@ class NetworkManager(Renderer):
         }
         if rules := naming.udev_rules(state):
             files[rules[0]] = rules[1]
+        if (dns := global_dns(state)) is not None:
+            files[GLOBAL_DNS] = dns
         return files
+
+    def warnings(self, plan: Plan, state: NetworkState, facts: GuestFacts) -> list[str]:
+        if global_dns(state) is None or not any(d.dhcp4 or d.dhcp6 for d in state.devices):
+            return []
+        return [
+            "network: NetworkManager keeps DNS only on a profile with an address of that "
+            "family, so the config's nameservers are NetworkManager's global DNS: the DNS "
+            "servers DHCP offers are not used"
+        ]
 
     def clean_stale(self, plan: Plan, state: NetworkState, facts: GuestFacts) -> None:
         """Remove the template's profiles for the NICs this config owns or for MACs the
@@ -192,6 +326,8 @@ class NetworkManager(Renderer):
             if _parents(kf) & gone:
                 plan.delete(path)
         _clean_ifcfg(plan, state)
+        if GLOBAL_DNS not in ours and plan.is_file(GLOBAL_DNS):
+            plan.delete(GLOBAL_DNS)  # an earlier config's
         text = plan.read_text(CLOUD_INIT_CONF) if plan.is_file(CLOUD_INIT_CONF) else None
         kf = _parse(text)
         if kf is not None and kf.get("main", "dns", fallback="").strip() == "none":

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 from ...plan import Plan
-from .. import naming, sysconfig
+from .. import bond, naming, sysconfig
 from ..state import Device, NetworkState
 from . import register
 from .base import File, GuestFacts, Renderer
@@ -16,15 +16,13 @@ DIR = "/etc/sysconfig/network"
 CONFIG = f"{DIR}/config"
 ROUTES = f"{DIR}/routes"
 HEADER = "# Written by vmtailor from the config's network key.\n"
-BOND_OPTS = {"mode": "mode", "mii-monitor-interval": "miimon", "primary": "primary",
-             "lacp-rate": "lacp_rate", "transmit-hash-policy": "xmit_hash_policy"}  # fmt: skip
 # set (non-empty) in the ifcfg of a virtual interface, never in a NIC's
 VIRTUAL_KEYS = ("ETHERDEVICE", "TUNNEL", "TEAM_RUNNER", "INTERFACETYPE", "OVS_BRIDGE",
                 "MACVLAN_DEVICE", "IPVLAN_DEVICE", "VXLAN_ID", "DUMMY")  # fmt: skip
 
 
 def _bootproto(dev: Device) -> str:
-    if dev.bond_master:
+    if dev.is_port:
         return "none"  # a port: wicked keeps IPv4 and IPv6 off it
     # static addresses come with every dhcp variant, so "static" means no DHCP at all
     return {(True, True): "dhcp", (True, False): "dhcp4", (False, True): "dhcp6"}.get(
@@ -33,12 +31,7 @@ def _bootproto(dev: Device) -> str:
 
 
 def _bond(dev: Device, state: NetworkState) -> list[tuple[str, object]]:
-    names = {d.key: d.name for d in state.devices}
-    opts = []
-    for key, value in dev.bond_params.items():
-        if key == "primary":  # the config names the member by its key
-            value = names.get(str(value), value)
-        opts.append(f"{BOND_OPTS[key]}={value}")
+    opts = [f"{name}={value}" for name, value in bond.kernel_options(dev, state)]
     items: list[tuple[str, object]] = [("BONDING_MASTER", True)]
     items += [(f"BONDING_SLAVE_{i}", m) for i, m in enumerate(dev.bond_members)]
     return [*items, ("BONDING_MODULE_OPTS", " ".join(opts))]
@@ -46,16 +39,37 @@ def _bond(dev: Device, state: NetworkState) -> list[tuple[str, object]]:
 
 def _ifcfg(dev: Device, state: NetworkState) -> str:
     # hotplug: boot neither waits for nor fails on it (bond ports: the bond waits)
-    start = "hotplug" if dev.bond_master or dev.optional else "auto"
+    start = "hotplug" if dev.is_port or dev.optional else "auto"
     items: list[tuple[str, object]] = [("BOOTPROTO", _bootproto(dev)), ("STARTMODE", start)]
-    if not dev.bond_master:
+    if not dev.is_port:
         items += [(f"IPADDR_{i}" if i else "IPADDR", a) for i, a in enumerate(dev.addresses)]
     items += [("MTU", dev.mtu), ("LLADDR", dev.set_mac)]
     if dev.kind == "bond":
         items += _bond(dev, state)
+    if dev.kind == "bridge":
+        items += _bridge(dev, state)
     if dev.kind == "vlan":
         items += [("ETHERDEVICE", dev.vlan_link), ("VLAN_ID", dev.vlan_id)]
     return sysconfig.render(items, "single", HEADER)
+
+
+def _bridge(dev: Device, state: NetworkState) -> list[tuple[str, object]]:
+    """BRIDGE_* keys; per-port values are lists in BRIDGE_PORTS order, '-' for unset."""
+    p = dev.bridge_params
+    ports = [next(d for d in state.devices if d.name == m) for m in dev.bridge_members]
+
+    def per_port(attr: str) -> str | None:
+        values = [getattr(d, attr) for d in ports]
+        return " ".join("-" if v is None else str(v) for v in values) if any(
+            v is not None for v in values) else None  # fmt: skip
+
+    stp = ("on" if p["stp"] else "off") if "stp" in p else None
+    return [("BRIDGE", True), ("BRIDGE_PORTS", " ".join(dev.bridge_members)),
+            ("BRIDGE_STP", stp), ("BRIDGE_FORWARDDELAY", p.get("forward-delay")),
+            ("BRIDGE_HELLOTIME", p.get("hello-time")), ("BRIDGE_MAXAGE", p.get("max-age")),
+            ("BRIDGE_AGEINGTIME", p.get("ageing-time")), ("BRIDGE_PRIORITY", p.get("priority")),
+            ("BRIDGE_PATHCOSTS", per_port("port_cost")),
+            ("BRIDGE_PORTPRIORITIES", per_port("port_priority"))]  # fmt: skip
 
 
 def _ifroute(dev: Device) -> list[str]:

@@ -287,6 +287,49 @@ def test_debian_ifquery_reads_the_0_6_netmask_form(tmp_path):
     assert "address: 192.0.2.10\n" in out and "netmask: 255.255.255.0\n" in out
 
 
+BRIDGED = {"version": 2,
+           "ethernets": {"nic1": {}, "nic2": {}, "eth0": {}},
+           "bonds": {"bond0": {"interfaces": ["nic1", "nic2"],
+                               "parameters": {"mode": "active-backup", "primary": "nic1"}}},
+           "vlans": {"vlan15": {"id": 15, "link": "eth0"},
+                     "vlan20": {"id": 20, "link": "br0", "addresses": ["10.20.0.5/24"]}},
+           "bridges": {"br0": {"interfaces": ["bond0", "vlan15"], "addresses": ["192.0.2.10/24"],
+                               "parameters": {"stp": False, "forward-delay": 4,
+                                              "path-cost": {"bond0": 50}}}}}  # fmt: skip
+
+
+@needs_ifupdown
+def test_debian_ifquery_reads_a_bridge_over_a_bond_and_a_vlan(tmp_path):
+    net = config.parse({"network": BRIDGED}).network
+    text = RENDERERS["ifupdown"].render(build_state(net), GuestFacts())[OURS].content
+    listed = ifupdown(tmp_path, text, "--list").split()
+    # the ports exist before bridge-utils adds them; a VLAN on the bridge comes after it
+    assert listed.index("vlan15") < listed.index("br0") < listed.index("vlan20")
+    br0 = ifupdown(tmp_path, text, "br0")
+    for line in (
+        "bridge-ports: bond0 vlan15",
+        "bridge-stp: off",
+        "bridge-fd: 4",
+        "bridge-pathcost: bond0 50",
+        "address: 192.0.2.10",
+        "netmask: 255.255.255.0",
+    ):
+        assert line in br0.splitlines(), br0
+    bond0 = ifupdown(tmp_path, text, "bond0")
+    assert "address" not in bond0 and "bond-mode: active-backup" in bond0.splitlines()
+    out = ifupdown(tmp_path, text, "vlan15", tool="ifup")
+    assert "ip link add link eth0 name vlan15 type vlan id 15" in out
+
+
+def test_a_guest_without_bridge_utils_is_told(make_root):
+    from vmtailor.customizer.plan import Plan
+
+    net = config.parse({"network": BRIDGED}).network
+    plan = Plan(LocalRoot(str(make_root("debian-12"))))
+    said = RENDERERS["ifupdown"].warnings(plan, build_state(net), GuestFacts())
+    assert any("needs the bridge-utils package" in w for w in said)
+
+
 # -- fixture guests through the engine -------------------------------------------------
 NET = {"version": 2, "ethernets": {"lan0": {
     "match": {"macaddress": MAC1}, "addresses": ["192.0.2.10/24"], "gateway4": "192.0.2.1",

@@ -101,3 +101,109 @@ def test_templated_addresses_are_checked_after_rendering():
     config.parse(text, {"ip": "192.0.2.10/24"})
     with pytest.raises(ConfigError, match="outside every subnet"):
         config.parse(text, {"ip": "10.1.1.1/24"})
+
+
+BRIDGE = {"version": 2, "ethernets": {"eth0": {}}, "bridges": {"br0": {
+    "interfaces": ["eth0"], "dhcp4": True}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("bridges", "where", "message"),
+    [
+        ({"br0": {"interfaces": ["nope"]}}, "network.bridges.br0.interfaces[0]",
+         "bridge member 'nope' is not defined under ethernets, bonds or vlans"),
+        ({"br0": {"interfaces": ["eth0"]}, "br1": {"interfaces": ["eth0"]}},
+         "network.bridges.br1.interfaces[0]", "'eth0' is already a member of bridge 'br0'"),
+        ({"br0": {"interfaces": ["eth0"], "parameters": {"path-cost": {"eth1": 5}}}},
+         "network.bridges.br0.parameters.path-cost.eth1", "'eth1' is not a member"),
+    ],
+)  # fmt: skip
+def test_bridge_members_are_checked(bridges, where, message):
+    with pytest.raises(ConfigError) as err:
+        config.parse({"network": {"version": 2, "ethernets": {"eth0": {}}, "bridges": bridges}})
+    assert str(err.value).startswith(f"error at {where}: {message}"), str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "where", "message"),
+    [
+        ({"all-members-active": True, "all-slaves-active": True},
+         "network.bonds.bond0.parameters.all-slaves-active",
+         "all-slaves-active and all-members-active are the same option"),
+        ({"primary": "eth9"}, "network.bonds.bond0.parameters.primary",
+         "primary 'eth9' is not a member of bond 'bond0'"),
+        ({"mode": "802.3ad", "primary": "eth0"}, "network.bonds.bond0.parameters.primary",
+         "primary is for modes active-backup, balance-tlb, balance-alb, not 802.3ad"),
+        ({"arp-ip-targets": ["192.0.2.300"]}, "network.bonds.bond0.parameters.arp-ip-targets",
+         "'192.0.2.300' is not an IPv4 or IPv6 address"),
+    ],
+)  # fmt: skip
+def test_bond_parameters_are_checked(parameters, where, message):
+    net = {"version": 2, "ethernets": {"eth0": {}},
+           "bonds": {"bond0": {"interfaces": ["eth0"], "parameters": parameters}}}  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        config.parse({"network": net})
+    assert str(err.value).startswith(f"error at {where}"), str(err.value)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("stack", ["ifupdown", "alpine", "network-scripts", "wicked"])
+@pytest.mark.parametrize(
+    ("eth", "where"),
+    [
+        ({"routes": [{"to": "10.0.0.0/8", "via": "192.0.2.1", "table": 5}]}, r"routes\[0\]"),
+        ({"routing-policy": [{"from": "192.0.2.0/24", "table": 5}]}, "routing-policy"),
+    ],
+)
+def test_stacks_without_policy_routing_refuse_it_naming_key_and_stack(stack, eth, where):
+    from vmtailor.customizer.errors import PlanError
+    from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
+    from vmtailor.customizer.network.state import build_state
+
+    eth = {"addresses": ["192.0.2.10/24"], **eth}
+    net = config.parse({"network": {"version": 2, "ethernets": {"eth0": eth}}}).network
+    with pytest.raises(PlanError, match=rf"^network\.ethernets\.eth0\.{where}: .*{stack} stack"):
+        RENDERERS[stack].check(build_state(net), GuestFacts())
+
+
+def test_a_default_route_in_another_table_is_no_second_default():
+    eth = {"addresses": ["192.0.2.10/24"], "routes": [{"to": "default", "via": "192.0.2.1"}]}
+    other = {"addresses": ["198.51.100.10/24"],
+             "routes": [{"to": "default", "via": "198.51.100.1", "table": 7}]}  # fmt: skip
+    net = {"version": 2, "ethernets": {"eth0": eth, "eth1": other}}
+    assert config.parse({"network": net}).network is not None
+
+
+@pytest.mark.parametrize(
+    ("stack", "eth", "message"),
+    [
+        ("ifupdown", {"dhcp4-overrides": {"route-metric": 5}}, r"dhcp4-overrides: .* ifupdown"),
+        ("wicked", {"ipv6-privacy": True}, r"ipv6-privacy: .* wicked"),
+        ("networkmanager", {"link-local": []}, r"link-local: .* networkmanager"),
+        ("networkmanager", {"dhcp4-overrides": {"use-mtu": False}},
+         r"dhcp4-overrides\.use-mtu: NetworkManager has no switch"),
+        ("networkmanager", {"dhcp4-overrides": {"use-dns": False}},
+         r"dhcp4-overrides: NetworkManager takes DHCP's DNS servers and domains together"),
+    ],
+)  # fmt: skip
+def test_what_a_stack_cannot_write_is_refused_naming_key_and_stack(stack, eth, message):
+    from vmtailor.customizer.errors import PlanError
+    from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
+    from vmtailor.customizer.network.state import build_state
+
+    net = {"version": 2, "ethernets": {"eth0": {"dhcp4": True, **eth}}}
+    state = build_state(config.parse({"network": net}).network)
+    with pytest.raises(PlanError, match=rf"^network\.ethernets\.eth0\.{message}"):
+        RENDERERS[stack].check(state, GuestFacts())
+
+
+def test_networkmanager_refuses_primary_outside_active_backup():
+    from vmtailor.customizer.errors import PlanError
+    from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
+    from vmtailor.customizer.network.state import build_state
+
+    net = {"version": 2, "ethernets": {"eth0": {}}, "bonds": {"bond0": {
+        "interfaces": ["eth0"], "parameters": {"mode": "balance-tlb", "primary": "eth0"}}}}  # fmt: skip
+    state = build_state(config.parse({"network": net}).network)
+    with pytest.raises(PlanError, match=r"^network\.bonds\.bond0\.parameters\.primary: Netw"):
+        RENDERERS["networkmanager"].check(state, GuestFacts())

@@ -264,3 +264,38 @@ def test_missing_network_file_is_created(make_root):
     (top / "etc/sysconfig/network").unlink()
     engine.apply(config.parse({"network": NET}), LocalRoot(str(top)))
     assert (top / "etc/sysconfig/network").read_text() == "NETWORKING=yes\n"
+
+
+def test_bridge_over_a_bond_in_ifcfg_files():
+    from vmtailor.customizer.errors import PlanError
+    from vmtailor.customizer.network import sysconfig
+    from vmtailor.customizer.network.state import build_state
+
+    net = {"version": 2,
+           "ethernets": {"nic1": {"match": {"macaddress": MAC2}, "set-name": "nic1"},
+                         "eth1": {}},
+           "bonds": {"bond0": {"interfaces": ["nic1"], "parameters": {"mode": "active-backup"}}},
+           "bridges": {"br0": {"interfaces": ["bond0", "eth1"], "addresses": ["192.0.2.10/24"],
+                               "parameters": {"stp": False, "forward-delay": 4, "priority": 100,
+                                              "path-cost": {"eth1": 50}}}}}  # fmt: skip
+    state = build_state(config.parse({"network": net}).network)
+    RENDERERS["network-scripts"].check(state, GuestFacts())
+    files = RENDERERS["network-scripts"].render(state, GuestFacts())
+    d = "/etc/sysconfig/network-scripts/ifcfg-"
+    br0 = sysconfig.parse(files[f"{d}br0"].content)
+    assert (br0["TYPE"], br0["STP"], br0["DELAY"], br0["BRIDGING_OPTS"]) == (
+        "Bridge",
+        "off",
+        "4",
+        "priority=100",
+    )
+    assert br0["IPADDR"] == "192.0.2.10" and br0["PREFIX"] == "24"
+    eth1 = sysconfig.parse(files[f"{d}eth1"].content)
+    assert (eth1["BRIDGE"], eth1["BRIDGING_OPTS"]) == ("br0", "path_cost=50")
+    assert "IPADDR" not in eth1
+    bond0 = sysconfig.parse(files[f"{d}bond0"].content)
+    assert bond0["BRIDGE"] == "br0" and bond0["BONDING_MASTER"] == "yes"
+    net["bridges"]["br0"]["parameters"]["hello-time"] = 2
+    state = build_state(config.parse({"network": net}).network)
+    with pytest.raises(PlanError, match=r"^network\.bridges\.br0\.parameters\.hello-time: "):
+        RENDERERS["network-scripts"].check(state, GuestFacts())

@@ -43,7 +43,7 @@ def test_dhcp_and_dualstack():
 def test_bond_and_vlan_topology():
     files = render("bond")
     assert unitfile.values(files[f"{D}bond0.netdev"], "NetDev", "Kind") == ["bond"]
-    assert unitfile.values(files[f"{D}bond0.netdev"], "Bond", "MIIMonitorSec") == ["0.1s"]
+    assert unitfile.values(files[f"{D}bond0.netdev"], "Bond", "MIIMonitorSec") == ["100ms"]
     nic1 = files[f"{D}nic1.network"]
     assert unitfile.values(nic1, "Match", "PermanentMACAddress") == [MAC2]
     assert unitfile.values(nic1, "Network", "Bond") == ["bond0"]
@@ -73,3 +73,22 @@ def test_on_arch_stale_template_config_is_removed_and_revert_restores(make_root)
     assert engine.apply(cfg, LocalRoot(str(top))).changes == []
     engine.revert(LocalRoot(str(top)))
     assert tree_digest(top) == before
+
+
+def test_dhcp6_overrides_go_where_networkd_applies_them():
+    """Not [DHCP] (DHCPv4's since systemd 244, where netplan 0.106 puts them): DHCPv6's
+    own section, and router advertisements' for the routes and MTU they bring."""
+    from vmtailor.customizer import config
+    from vmtailor.customizer.network.state import build_state
+
+    six = {"use-dns": False, "use-domains": False, "use-routes": False, "route-metric": 60,
+           "use-mtu": False}  # fmt: skip
+    net = {"version": 2, "ethernets": {"eth0": {"dhcp6": True, "dhcp6-overrides": six}}}
+    state = build_state(config.parse({"network": net}).network)
+    text = RENDERERS["networkd"].render(state, GuestFacts())[f"{D}eth0.network"].content
+    assert unitfile.values(text, "DHCPv6", "UseDNS") == ["no"]
+    assert unitfile.values(text, "DHCPv6", "UseDomains") == ["no"]
+    assert unitfile.values(text, "IPv6AcceptRA", "RouteMetric") == ["60"]
+    assert unitfile.values(text, "IPv6AcceptRA", "UseGateway") == ["no"]
+    assert unitfile.values(text, "IPv6AcceptRA", "UseMTU") == ["no"]
+    assert not unitfile.values(text, "DHCPv4", "UseDNS")

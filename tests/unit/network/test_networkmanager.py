@@ -17,8 +17,12 @@ from tests.unit.network.cases import CASES, MAC1, MAC2, state
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.network import cloudinit
 from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
-from vmtailor.customizer.network.renderers.networkmanager import DIR, connection_uuid
-from vmtailor.customizer.network.state import Device, Route
+from vmtailor.customizer.network.renderers.networkmanager import (
+    DIR,
+    GLOBAL_DNS,
+    connection_uuid,
+)
+from vmtailor.customizer.network.state import Device, Route, build_state
 from vmtailor.customizer.root import LocalRoot
 
 
@@ -52,6 +56,13 @@ def _routes(kf, section) -> set[Route]:
     return out
 
 
+def carried(dev: Device, kf: configparser.ConfigParser, family: int) -> list[str]:
+    """The device's DNS servers of a family its profile can hold (an address, DHCP or RA
+    of that family); the others are in NM's global DNS (see test_dns_without_address)."""
+    method = kf.get(f"ipv{family}", "method", fallback="")
+    return [str(a) for a in dev.dns if a.version == family and method in ("auto", "manual")]
+
+
 def check_meaning(dev: Device, kf: configparser.ConfigParser) -> None:
     con = kf["connection"]
     assert con["uuid"] == connection_uuid(dev.name)
@@ -73,7 +84,7 @@ def check_meaning(dev: Device, kf: configparser.ConfigParser) -> None:
             for r in dev.routes}  # fmt: skip
     assert routes == want
     for family, section in ((4, "ipv4"), (6, "ipv6")):
-        assert _list(kf, section, "dns") == [str(a) for a in dev.dns if a.version == family]
+        assert _list(kf, section, "dns") == carried(dev, kf, family)
     search = _list(kf, "ipv4", "dns-search") + _list(kf, "ipv6", "dns-search")
     assert search == list(dev.search)
 
@@ -83,8 +94,17 @@ def test_keyfiles_mean_what_the_config_says(case):
     files = keyfiles(case)
     devices = state(case).devices
     assert sorted(files) == sorted(f"vmtailor-{d.name}.nmconnection" for d in devices)
+    stranded = False
     for dev in devices:
-        check_meaning(dev, files[f"vmtailor-{dev.name}.nmconnection"])
+        kf = files[f"vmtailor-{dev.name}.nmconnection"]
+        check_meaning(dev, kf)
+        stranded |= any(str(a) not in carried(dev, kf, a.version) for a in dev.dns)
+    rendered = RENDERERS["networkmanager"].render(state(case), GuestFacts())
+    if stranded:  # every server is in the global DNS, which replaces the profiles' DNS
+        text = rendered[GLOBAL_DNS].content
+        assert f"servers={','.join(str(a) for a in state(case).dns)}\n" in text
+    else:
+        assert GLOBAL_DNS not in rendered
 
 
 def test_names_bonds_and_vlans():
@@ -154,6 +174,10 @@ for path in sys.argv[1:]:
         d["routes" + fam] = [[r.get_dest(), r.get_prefix(), r.get_next_hop(), r.get_metric()]
                              for r in (ip.get_route(i) for i in range(ip.get_num_routes()))]
         d["dns" + fam] = [ip.get_dns(i) for i in range(ip.get_num_dns())]
+        d["rules" + fam] = [ip.get_routing_rule(i).to_string(0, None)
+                            for i in range(ip.get_num_routing_rules())]
+        d["attrs" + fam] = [{n: str(r.get_attribute(n)) for n in r.get_attribute_names()}
+                            for r in (ip.get_route(i) for i in range(ip.get_num_routes()))]
     b = c.get_setting_bond()
     if b:
         d["bond"] = {b.get_option(i)[1]: b.get_option(i)[2] for i in range(b.get_num_options())}
@@ -212,7 +236,8 @@ def test_libnm_reads_and_verifies_every_keyfile(case, tmp_path):
             continue
         for v in (4, 6):
             assert got[f"addresses{v}"] == [str(a) for a in dev.addresses_v(v)]
-            assert got[f"dns{v}"] == [str(a) for a in dev.dns if a.version == v]
+            carries = got[f"method{v}"] in ("auto", "manual")
+            assert got[f"dns{v}"] == [str(a) for a in dev.dns if a.version == v and carries]
             gw = dev.gateway(v)
             if gw and got[f"gateway{v}"]:
                 assert got[f"gateway{v}"] == str(gw.via)
@@ -317,3 +342,84 @@ def test_profiles_by_name_and_our_old_files(make_root):
     changes = {(c.action, c.path) for c in apply(top, cfg).changes}
     assert ("delete", f"{DIR}/vmtailor-ens3.nmconnection") in changes
     assert ("create", f"{DIR}/vmtailor-back.nmconnection") in changes
+
+
+@needs_libnm
+@pytest.mark.parametrize("case", ["dns-only", "dns6-on-v4"])
+def test_dns_without_address_loads_in_libnm_and_goes_global(case, tmp_path):
+    """libnm (1.42) refuses dns= under ipv4 method=link-local or ipv6 manual without an
+    address (what netplan writes): such servers go to NM's global DNS instead, and the
+    profile neither drops them silently nor turns SLAAC on to hold them."""
+    from tests.unit.network.test_netplan_oracle import OWN
+
+    net = config.parse({"network": {"version": 2, **OWN[case]}}).network
+    files = RENDERERS["networkmanager"].render(build_state(net), GuestFacts())
+    got = libnm_read(files, tmp_path)["vmtailor-eth0.nmconnection"]
+    assert got["method6"] == "link-local"
+    dns = OWN[case]["ethernets"]["eth0"]["nameservers"]["addresses"]
+    assert f"servers={','.join(dns)}\n" in files[GLOBAL_DNS].content
+
+
+@needs_libnm
+def test_route_options_and_rules_load_in_libnm(tmp_path):
+    """What netplan's NM backend can't write (it drops rules and scope, refuses types),
+    read back by NM's own keyfile reader."""
+    from tests.unit.network.test_netplan_oracle import OWN
+
+    net = config.parse({"network": {"version": 2, **OWN["routing"]}}).network
+    files = RENDERERS["networkmanager"].render(build_state(net), GuestFacts())
+    got = libnm_read(files, tmp_path)["vmtailor-eth0.nmconnection"]
+    assert got["rules4"] == [
+        "priority 10 from 192.0.2.0/24 table 101",
+        "priority 11 to 198.51.100.0/24 tos 0x08 fwmark 0x5 table 101",
+    ]
+    assert got["rules6"] == ["priority 12 from 2001:db8::/64 table 102"]
+    assert got["attrs4"] == [
+        {"table": "uint32 101", "src": "'192.0.2.10'", "mtu": "uint32 1400",
+         "initcwnd": "uint32 10", "initrwnd": "uint32 20"},
+        {"table": "uint32 101"},
+        {"scope": "byte 0xfd"},
+        {"type": "'blackhole'"},
+        {"type": "'unreachable'"},
+    ]  # fmt: skip
+    assert got["attrs6"] == [{"table": "uint32 102"}]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"priority": None}, r"routing-policy\[0\]: NetworkManager needs a priority"),
+        ({"type": "nat"}, r"routes\[0\]\.type: NetworkManager has no nat routes"),
+    ],
+)
+def test_what_networkmanager_cant_do_is_refused_by_key(change, message):
+    from vmtailor.customizer.errors import PlanError
+
+    route = {"to": "10.9.0.0/16", **({"type": change["type"]} if "type" in change else {})}
+    rule = {"from": "192.0.2.0/24", "table": 5, "priority": 1}
+    if "priority" in change:
+        del rule["priority"]
+    eth = {"addresses": ["192.0.2.10/24"], "routes": [route], "routing-policy": [rule]}
+    net = config.parse({"network": {"version": 2, "ethernets": {"eth0": eth}}}).network
+    with pytest.raises(PlanError, match=rf"^network\.ethernets\.eth0\.{message}"):
+        RENDERERS["networkmanager"].check(build_state(net), GuestFacts())
+
+
+@needs_libnm
+def test_dhcp_overrides_load_in_libnm(tmp_path):
+    eth = {"dhcp4": True, "dhcp-identifier": "mac", "wakeonlan": True, "ipv6-privacy": True,
+           "large-receive-offload": False, "tcp6-segmentation-offload": True,
+           "dhcp4-overrides": {"use-dns": False, "use-domains": False, "use-routes": False,
+                               "route-metric": 50, "send-hostname": False, "hostname": "foo"}}  # fmt: skip
+    net = config.parse({"network": {"version": 2, "ethernets": {"eth0": eth}}}).network
+    files = RENDERERS["networkmanager"].render(build_state(net), GuestFacts())
+    libnm_read(files, tmp_path)  # verify() passes
+    kf = configparser.ConfigParser(interpolation=None)
+    kf.read_string(files[f"{DIR}/vmtailor-eth0.nmconnection"].content)
+    assert dict(kf["ipv4"]) == {
+        "method": "auto", "dhcp-client-id": "mac", "dhcp-send-hostname": "false",
+        "dhcp-hostname": "foo", "ignore-auto-dns": "true", "ignore-auto-routes": "true",
+        "never-default": "true", "route-metric": "50"}  # fmt: skip
+    assert kf["ipv6"]["ip6-privacy"] == "2"
+    assert kf["ethernet"]["wake-on-lan"] == "64"
+    assert dict(kf["ethtool"]) == {"feature-lro": "false", "feature-tx-tcp6-segmentation": "true"}

@@ -45,3 +45,28 @@ def test_unknown_stack_is_a_clear_error(tmp_path):
     message = str(info.value)
     assert message.startswith("cannot tell which network stack the guest uses: looked for netplan")
     assert "network.renderer" in message
+
+
+def test_the_config_knows_the_stacks_without_importing_renderers_or_state():
+    """One record per stack (network/stacks.py) that imports nothing: the config's
+    renderer choices come from it, with no config -> renderers -> state -> config cycle."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vmtailor.customizer.config as c; c.schema(); "
+        "print(sorted(m for m in sys.modules if m.startswith('vmtailor.customizer.network')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (
+        out.stdout.strip()
+        == "['vmtailor.customizer.network', 'vmtailor.customizer.network.stacks']"
+    ), out.stderr
+
+
+def test_every_stack_record_is_read_by_detection_selection_and_the_registry():
+    from vmtailor.customizer.network import select, stacks
+    from vmtailor.customizer.network.renderers import MODULES
+
+    assert set(MODULES) == set(stacks.BY_NAME) == set(select.PREFERENCE)
+    assert select.PREFERENCE[:3] == ("netplan", "networkmanager", "networkd")

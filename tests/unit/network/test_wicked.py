@@ -209,3 +209,28 @@ def test_stale_template_routes_and_virtual_devices(make_root):
     )
     engine.revert(LocalRoot(str(top)))
     assert tree_digest(top) == before
+
+
+def test_bridge_over_a_bond_in_suse_ifcfg_files():
+    from vmtailor.customizer import config as cfg
+    from vmtailor.customizer.network import sysconfig
+    from vmtailor.customizer.network.state import build_state
+
+    net = {"version": 2, "ethernets": {"eth0": {}, "eth1": {}},
+           "bonds": {"bond0": {"interfaces": ["eth0"], "parameters": {"mode": "active-backup"}}},
+           "bridges": {"br0": {"interfaces": ["bond0", "eth1"], "dhcp4": True, "parameters": {
+               "stp": True, "forward-delay": 4, "hello-time": 2, "max-age": 12,
+               "ageing-time": 50, "priority": 100, "path-cost": {"eth1": 50}}}}}  # fmt: skip
+    state = build_state(cfg.parse({"network": net}).network)
+    RENDERERS["wicked"].check(state, GuestFacts())
+    files = RENDERERS["wicked"].render(state, GuestFacts())
+    d = "/etc/sysconfig/network/ifcfg-"
+    br0 = sysconfig.parse(files[f"{d}br0"].content)
+    assert {k: v for k, v in br0.items() if k.startswith("BRIDGE")} == {
+        "BRIDGE": "yes", "BRIDGE_PORTS": "bond0 eth1", "BRIDGE_STP": "on",
+        "BRIDGE_FORWARDDELAY": "4", "BRIDGE_HELLOTIME": "2", "BRIDGE_MAXAGE": "12",
+        "BRIDGE_AGEINGTIME": "50", "BRIDGE_PRIORITY": "100", "BRIDGE_PATHCOSTS": "- 50"}  # fmt: skip
+    assert br0["BOOTPROTO"] == "dhcp4"
+    for port in ("bond0", "eth1"):
+        values = sysconfig.parse(files[f"{d}{port}"].content)
+        assert values["BOOTPROTO"] == "none" and "IPADDR" not in values
