@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import resource
 import stat as statmod
 import subprocess
 import sys
@@ -27,25 +26,40 @@ RSS_LIMIT = 200 * MiB
 BIG = 300 * MiB
 
 
+# A small parent that limits, starts and waits for the CLI, then says its peak RSS. The
+# kernel counts the memory a child had before exec() in its ru_maxrss: forked straight
+# from a pytest-xdist worker, the CLI would be charged the worker's few hundred MB.
+MEASURE = """
+import os, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "vmtailor", *sys.argv[2:]])
+_, status, usage = os.wait4(pid, 0)
+os.write(int(sys.argv[1]), str(usage.ru_maxrss * 1024).encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def vmtailor_measured(*args: str) -> tuple[int, str, str, int]:
     """(exit status, stdout, stderr, peak RSS in bytes) of `vmtailor ARGS`."""
-
-    def limit_memory() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vmtailor", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "LC_ALL": "C.UTF-8"},
-        preexec_fn=limit_memory,
-    )
-    out, err = proc.stdout.read(), proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    return proc.returncode, out, err, usage.ru_maxrss * 1024
+    rfd, wfd = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", MEASURE, str(wfd), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "LC_ALL": "C.UTF-8"},
+            pass_fds=(wfd,),
+        )
+    finally:
+        os.close(wfd)
+    out, err = proc.communicate()
+    with os.fdopen(rfd, "rb") as f:
+        rss = int(f.read() or 0)
+    return proc.returncode, out, err, rss
 
 
 def _config(tmp_path, data: dict) -> str:
