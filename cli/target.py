@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .customizer import lock
-from .customizer.root import LocalRoot, Root
+from .customizer.localroot import LocalRoot
+from .customizer.root import Root
 from .output import warn
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import VmtailorError
-from ..root import LocalRoot, RootError
+from ..localroot import LocalRoot
+from ..root import RootError
 from .devices import LINUX_FILESYSTEMS, BlockDevice
 from .discover import scan_btrfs
 from .errors import StorageError

@@ -13,7 +13,8 @@ import re
 import stat
 
 from ..errors import VmtailorError
-from ..root import LocalRoot, RootError
+from ..localroot import LocalRoot
+from ..root import RootError
 from ..run import run
 from .devices import BlockDevice, Subvolume
 from .mount import Mounts

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vmtailor.customizer import engine
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 from . import Context, State, say
 

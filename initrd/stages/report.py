@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 from . import Context, State
 

@@ -9,7 +9,8 @@ from tests.conftest import REPO, tree_digest
 from tests.integration import guestfs_handle
 from vmtailor.configfile import load_config
 from vmtailor.customizer import engine
-from vmtailor.customizer.root import LocalRoot, RootError
+from vmtailor.customizer.localroot import LocalRoot
+from vmtailor.customizer.root import RootError
 from vmtailor.offline.guestfs_root import GuestfsRoot
 
 CONFIG = REPO / "configs/examples/web-server.yaml"

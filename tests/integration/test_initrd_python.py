@@ -29,7 +29,7 @@ defer()
 from vmtailor.initrd.precompiled import install
 assert install(os.environ["TABLE"]) > 100  # the dataclass methods the build compiled
 from vmtailor.customizer import engine
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.initrd.stages.config import load_config, source_reader
 media, root, what = sys.argv[1:]
 if what == "revert":

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO, tree_digest
 from vmtailor.customizer import config, engine
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 from .killharness import copy_tree
 

@@ -17,7 +17,8 @@ import sys
 import pytest
 
 from tests.conftest import tree_digest
-from vmtailor.customizer.root import LocalRoot, RootError
+from vmtailor.customizer.localroot import LocalRoot
+from vmtailor.customizer.root import RootError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: guest owners")
 

@@ -22,7 +22,7 @@ from vmtailor.configfile import load_config
 from vmtailor.customizer import engine
 from vmtailor.customizer.config.model import Config
 from vmtailor.customizer.errors import VmtailorError
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 SECONDS = 4.0  # per example: the budget in sandbox.py is 5 s for one pathological render
 

@@ -15,7 +15,7 @@ from vmtailor.builder.media import write_media
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.config import ConfigError
 from vmtailor.customizer.crypt import sha512_crypt
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 SECRET = "Hunter2-Correct-Horse"
 HASH = sha512_crypt(SECRET, "saltsaltsaltsalt")

@@ -14,7 +14,7 @@ from tests.conftest import REPO, tree_digest
 from tests.unit.test_firstboot import FB, _write, systemd_guest
 from tests.unit.test_selinux import _guest as selinux_guest
 from vmtailor.customizer import config, engine
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 sys.path.insert(0, str(REPO / "scripts"))
 import fixture_roots  # noqa: E402

@@ -6,7 +6,7 @@ import fixture_roots
 import pytest
 
 from vmtailor.customizer.detect import DetectError, detect, parse_os_release
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 SUPPORTED = [n for n in fixture_roots.ROOTS if fixture_roots.describe(n)["expect"]["supported"]]
 

@@ -15,8 +15,8 @@ from tests.conftest import REPO, tree_digest
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.detect import detect
 from vmtailor.customizer.errors import PlanError
+from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.ops import firstboot
-from vmtailor.customizer.root import LocalRoot
 
 sys.path.insert(0, str(REPO / "scripts"))
 import fixture_roots  # noqa: E402

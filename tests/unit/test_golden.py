@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import REPO, tree_digest
 from vmtailor.configfile import load_config
 from vmtailor.customizer import engine
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 GOLDEN = REPO / "tests/golden"
 CONFIG = REPO / "configs/examples/web-server.yaml"

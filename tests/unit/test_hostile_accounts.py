@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import tree_digest
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.errors import VmtailorError
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 CONFIG = {
     "users": [{"name": "ops", "groups": ["adm"]}],

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import tree_digest
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.errors import VmtailorError
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 HOST_FILES = ["/etc/shadow", "/etc/passwd", "/etc/group", "/etc/hostname", "/etc/hosts"]
 

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import tree_digest
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.journal import JOURNAL_FILE, JournalError
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 CONFIG = {
     "hostname": "web01",

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import tree_digest
 from tests.unit.test_journal import CONFIG, _guest
 from vmtailor.customizer import config, engine, journal
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 # every call that changes the tree; the child dies just before the n-th one
 CALLS = ("rename", "replace", "unlink", "rmdir", "mkdir", "symlink")

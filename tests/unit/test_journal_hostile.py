@@ -19,7 +19,7 @@ from tests.unit.test_journal import _guest as _small_guest
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.journal import JOURNAL_FILE, JournalError
 from vmtailor.customizer.journal_schema import digest
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 CONFIG = {
     "hostname": "web01",

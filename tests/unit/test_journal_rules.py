@@ -16,7 +16,7 @@ from tests.unit.test_journal import _guest
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.journal import JOURNAL_FILE, JournalError
 from vmtailor.customizer.journal_schema import digest
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 SECRET = "password=hunter2\n"
 

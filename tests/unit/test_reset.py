@@ -24,10 +24,10 @@ from tests.unit.test_firstboot import (
 )
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.errors import PlanError
+from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.ops.reset import RESET_ITEMS
 from vmtailor.customizer.ops.reset.machine_id import REFILL_SH
 from vmtailor.customizer.ops.reset.ssh_host_keys import REGENERATE_SH
-from vmtailor.customizer.root import LocalRoot
 
 sys.path.insert(0, str(REPO / "scripts"))
 import fixture_roots  # noqa: E402

@@ -11,7 +11,8 @@ import subprocess
 import pytest
 
 from vmtailor.customizer.errors import VmtailorError
-from vmtailor.customizer.root import SELINUX_XATTR, LocalRoot, RootError, Stat
+from vmtailor.customizer.localroot import LocalRoot
+from vmtailor.customizer.root import SELINUX_XATTR, RootError, Stat
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: chown, labels, mount")
 

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from vmtailor.customizer.root import MAX_SYMLINKS, SELINUX_XATTR, LocalRoot, RootError, Stat
+from vmtailor.customizer.localroot import LocalRoot
+from vmtailor.customizer.root import MAX_SYMLINKS, SELINUX_XATTR, RootError, Stat
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: chown, mknod and a private mount namespace"

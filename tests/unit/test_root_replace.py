@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import tree_digest
 from vmtailor.customizer import config, engine
-from vmtailor.customizer.root import SELINUX_XATTR, LocalRoot, RootError
+from vmtailor.customizer.localroot import LocalRoot
+from vmtailor.customizer.root import SELINUX_XATTR, RootError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: chown, security.*")
 

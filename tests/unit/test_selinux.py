@@ -6,7 +6,7 @@ import os
 
 from tests.conftest import tree_digest
 from vmtailor.customizer import config, engine
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 LABEL = b"system_u:object_r:hostname_etc_t:s0\0"
 

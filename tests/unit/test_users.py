@@ -13,8 +13,8 @@ from tests.conftest import tree_digest
 from vmtailor.customizer import accounts, config, engine
 from vmtailor.customizer.crypt import sha512_crypt
 from vmtailor.customizer.errors import PlanError
+from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.plan import Plan
-from vmtailor.customizer.root import LocalRoot
 
 EPOCH = 1_700_000_000
 TODAY = str(EPOCH // 86400)  # 19675

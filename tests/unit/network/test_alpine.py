@@ -15,10 +15,10 @@ from tests.unit.network.cases import CASES, MAC1, MAC2, MAC3, state
 from tests.unit.network.test_ifupdown import parse
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.detect import detect
+from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
 from vmtailor.customizer.network.select import choose
 from vmtailor.customizer.network.state import build_state
-from vmtailor.customizer.root import LocalRoot
 
 INTERFACES = "/etc/network/interfaces"
 

@@ -13,12 +13,12 @@ from tests.conftest import required, tree_digest
 from tests.unit.network.cases import CASES, MAC1, MAC2, MAC3, state
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.detect import detect
+from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.network import eni
 from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
 from vmtailor.customizer.network.renderers.ifupdown import OURS, covers
 from vmtailor.customizer.network.select import choose
 from vmtailor.customizer.network.state import build_state
-from vmtailor.customizer.root import LocalRoot
 
 RULES = "/etc/udev/rules.d/70-vmtailor-net.rules"
 

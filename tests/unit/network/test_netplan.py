@@ -16,12 +16,12 @@ from tests.conftest import required, tree_digest
 from tests.unit.network.cases import CASES, MAC1, state
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.errors import PlanError
+from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.network import cloudinit
 from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
 from vmtailor.customizer.network.renderers.netplan import configures_wired
 from vmtailor.customizer.network.state import build_state
 from vmtailor.customizer.plan import Plan
-from vmtailor.customizer.root import LocalRoot
 
 PATH = "/etc/netplan/90-vmtailor.yaml"
 NETPLAN = shutil.which("netplan")

@@ -6,7 +6,7 @@ import json
 
 from tests.conftest import vmtailor
 from vmtailor.customizer import config, engine
-from vmtailor.customizer.root import LocalRoot
+from vmtailor.customizer.localroot import LocalRoot
 
 
 def _by_name(name: str) -> config.Config:

@@ -14,11 +14,11 @@ from tests.unit.network.cases import CASES, MAC1, MAC2, MAC3, state
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.detect import detect
 from vmtailor.customizer.errors import PlanError
+from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.network import sysconfig
 from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
 from vmtailor.customizer.network.select import choose
 from vmtailor.customizer.network.state import build_state
-from vmtailor.customizer.root import LocalRoot
 
 D = "/etc/sysconfig/network-scripts"
 RULES = "/etc/udev/rules.d/70-vmtailor-net.rules"

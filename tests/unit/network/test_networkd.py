@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from tests.unit.network.cases import MAC1, MAC2, state
 from vmtailor.customizer import config, engine
+from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.network import unitfile
 from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
-from vmtailor.customizer.root import LocalRoot
 
 D = "/etc/systemd/network/10-vmtailor-"
 

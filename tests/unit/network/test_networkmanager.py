@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import required, tree_digest
 from tests.unit.network.cases import CASES, MAC1, MAC2, state
 from vmtailor.customizer import config, engine
+from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.network import cloudinit
 from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
 from vmtailor.customizer.network.renderers.networkmanager import (
@@ -23,7 +24,6 @@ from vmtailor.customizer.network.renderers.networkmanager import (
     connection_uuid,
 )
 from vmtailor.customizer.network.state import Device, Route, build_state
-from vmtailor.customizer.root import LocalRoot
 
 
 def keyfiles(case: str) -> dict[str, configparser.ConfigParser]:

@@ -6,8 +6,8 @@ import pytest
 
 from vmtailor.customizer.detect import detect
 from vmtailor.customizer.errors import PlanError
+from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.network.select import choose
-from vmtailor.customizer.root import LocalRoot
 
 EXPECTED = {
     "debian-12": "ifupdown",

@@ -12,12 +12,12 @@ from tests.unit.network.cases import CASES, MAC1, MAC2, MAC3, state
 from tests.unit.network.test_network_scripts import sourced
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.detect import detect
+from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.network import sysconfig
 from vmtailor.customizer.network.renderers import RENDERERS, GuestFacts
 from vmtailor.customizer.network.renderers.wicked import netconfig_dns
 from vmtailor.customizer.network.select import choose
 from vmtailor.customizer.network.state import build_state
-from vmtailor.customizer.root import LocalRoot
 
 D = "/etc/sysconfig/network"
 RULES = "/etc/udev/rules.d/70-vmtailor-net.rules"
