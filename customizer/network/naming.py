@@ -17,8 +17,12 @@ def udev_rules(state: NetworkState, *, all_macs: bool = False) -> tuple[str, Fil
     lines = []
     for dev in state.by_kind("ethernet"):
         if dev.mac and (dev.set_name or (all_macs and dev.name_unknown)):
+            # DRIVERS: only a device with a driver, the NIC itself. A VLAN (or macvlan) on
+            # it shares its MAC, and udev would try to give it the NIC's name: the rename
+            # fails, and udev drops the device (no .device unit; nothing waiting on it runs)
             lines.append(
-                f'SUBSYSTEM=="net", ACTION=="add", ATTR{{address}}=="{dev.mac}", NAME="{dev.name}"'
+                f'SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", '
+                f'ATTR{{address}}=="{dev.mac}", NAME="{dev.name}"'
             )
     if not lines:
         return None

@@ -1,7 +1,8 @@
 """The one Debian tree every bootable fixture is cut from: debootstrap bookworm (minbase
-plus a kernel, GRUB for BIOS and UEFI, systemd, udev, ifupdown with a DHCP client),
-configured as a template (hostname, serial console, locked root), trimmed to what a VM
-under QEMU needs, and cached as a zstd tarball so only one debootstrap ever runs cold."""
+plus a kernel, GRUB for BIOS and UEFI, systemd, udev, ifupdown with a DHCP client,
+ifenslave and bridge-utils), configured as a template (hostname, serial console, locked
+root), trimmed to what a VM under QEMU needs, and cached as a zstd tarball so only one
+debootstrap ever runs cold."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ PACKAGES = [
     "ifupdown",
     "isc-dhcp-client",
     "iproute2",
+    # what vmtailor's ifupdown config needs for a bond and a bridge (VLANs it makes with
+    # iproute2): the boot test brings up a bond, a VLAN on it and a bridge over that
+    "ifenslave",
+    "bridge-utils",
 ]
 HOSTNAME = "vmt-template"
 # Kernel modules a VM never needs (GPUs, sound, wireless, cameras, …): most of the

@@ -33,14 +33,20 @@ from vmtailor.initrd.result import BEGIN, END, NoResult, format_result, parse_re
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example.com"
 ISSUE = b"Authorized use only (from the config media's files/)\n"
-POWEROFF_UNIT = """\
+REPORT_SCRIPT = "/usr/local/sbin/vmt-e2e-report"
+POWEROFF_UNIT = f"""\
 [Unit]
-Description=vmtailor e2e: say the host name and power off once booted
+Description=vmtailor e2e: report on the console and power off once booted
 After=multi-user.target vmtailor-firstboot.service
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'echo "VMT-BOOTED $(hostname)" >/dev/console; ip -4 -o addr show | sed "s/^/VMT-ADDR /" >/dev/console; systemctl --no-block poweroff'
+ExecStart=/bin/sh -c '/bin/sh {REPORT_SCRIPT} >/dev/console 2>&1; systemctl --no-block poweroff'
+"""
+# What the guest says once booted: its host name and its IPv4 addresses
+REPORT = """\
+echo "VMT-BOOTED $(hostname)"
+ip -4 -o addr show | sed "s/^/VMT-ADDR /"
 """
 CONFIG = {
     "hostname": "{{ hostname }}",
@@ -58,14 +64,22 @@ CONFIG = {
         }
     ],
 }
-# For the boots on its own: a unit that reports and powers the guest off once it is up
-SELF_POWEROFF = [
-    {"path": "/etc/systemd/system/vmt-e2e-poweroff.service", "content": POWEROFF_UNIT},
-    {
-        "path": "/etc/systemd/system/multi-user.target.wants/vmt-e2e-poweroff.service",
-        "symlink": "/etc/systemd/system/vmt-e2e-poweroff.service",
-    },
-]
+
+
+def self_poweroff(report: str = REPORT) -> list[dict]:
+    """Files for the boots on its own: a unit that runs the shell script `report` once
+    the guest is up, its output on the serial console, and powers the guest off."""
+    return [
+        {"path": REPORT_SCRIPT, "content": report},
+        {"path": "/etc/systemd/system/vmt-e2e-poweroff.service", "content": POWEROFF_UNIT},
+        {
+            "path": "/etc/systemd/system/multi-user.target.wants/vmt-e2e-poweroff.service",
+            "symlink": "/etc/systemd/system/vmt-e2e-poweroff.service",
+        },
+    ]
+
+
+SELF_POWEROFF = self_poweroff()
 # What each layout mounts, and what is not mounted, when customized
 LAYOUTS = {
     "debian": ["/", "/boot", "/boot/efi"],

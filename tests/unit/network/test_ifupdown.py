@@ -122,6 +122,10 @@ def test_vlan_topology():
         "[ -d /sys/class/net/vlan10 ] || ip link add link trunk name vlan10 type vlan id 10"
     ]
     assert opts["address"] == ["10.10.0.5/24"]
+    # vlan10 has trunk's MAC: the pin must name only the NIC (a device with a driver), or
+    # udev renames the VLAN to trunk, fails, and drops it (seen booting: test_network_boot)
+    [rule] = [line for line in render("vlan")[RULES].splitlines() if "NAME=" in line]
+    assert 'DRIVERS=="?*"' in rule and f'ATTR{{address}}=="{MAC1}"' in rule
 
 
 def test_ifupdown_0_6_gets_the_whole_file_with_netmasks():
