@@ -1,0 +1,158 @@
+"""Checks across a network config's interfaces: names used once, members that exist
+and belong to one bond or bridge, MACs matched once, gateways inside a subnet, one
+default route per family (unless metrics differ). Each fails with the key path."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError, Path
+from .template import Deferred
+
+if TYPE_CHECKING:
+    from .network import Interface, Network
+
+# bond modes the driver takes a primary member for (libnm refuses the profile otherwise)
+PRIMARY_MODES = ("active-backup", "balance-tlb", "balance-alb")
+
+
+def check_network(net: Network, path: Path) -> None:
+    names = [k for _, k, _ in net.all()]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(path, f"interface name {name!r} is used twice")
+    _check_macs(net, path)
+    _check_members(net, path)
+    for key, vlan in net.vlans.items():
+        if not any(vlan.link in s for s in (net.ethernets, net.bonds, net.bridges)):
+            raise ConfigError(
+                (*path, "vlans", key, "link"),
+                f"vlan link {vlan.link!r} is not defined under ethernets, bonds or bridges",
+            )
+    defaults: dict[int, list[str]] = {4: [], 6: []}
+    for section, key, iface in net.all():
+        where = (*path, section, key)
+        for family, gateway in _gateways(iface, where):
+            defaults[family].append(key)
+            _check_gateway(iface, gateway, where)
+    for family, owners in defaults.items():
+        if len(owners) > 1 and not _metrics_differ(net, family):
+            raise ConfigError(
+                path,
+                f"IPv{family} default route on {len(owners)} interfaces "
+                f"({', '.join(owners)}): keep it on one, or give each a different metric",
+            )
+
+
+def _check_members(net: Network, path: Path) -> None:
+    """Bond members are ethernets; bridge members ethernets, bonds or VLANs; each belongs
+    to one bond or bridge at most, and carries no addresses of its own."""
+    owner: dict[str, str] = {}
+    kinds = {"bonds": ("ethernets",), "bridges": ("ethernets", "bonds", "vlans")}
+    for section, allowed in kinds.items():
+        for key, dev in getattr(net, section).items():
+            what = section[:-1]
+            for i, member in enumerate(dev.interfaces):
+                where = (*path, section, key, "interfaces", i)
+                found = next((s for s in allowed if member in getattr(net, s)), None)
+                if found is None:
+                    raise ConfigError(
+                        where, f"{what} member {member!r} is not defined under "
+                        f"{', '.join(allowed[:-1])}{' or ' * (len(allowed) > 1)}{allowed[-1]}",
+                    )  # fmt: skip
+                if member in owner:
+                    raise ConfigError(where, f"{member!r} is already a member of {owner[member]}")
+                owner[member] = f"{what} {key!r}"
+                iface = getattr(net, found)[member]
+                if iface.addresses or iface.dhcp4 or iface.dhcp6:
+                    raise ConfigError(
+                        (*path, found, member),
+                        f"{member!r} is a member of {what} {key!r}: give addresses/dhcp to "
+                        f"the {what}, not to its members",
+                    )
+    for key, bond in net.bonds.items():
+        primary = bond.parameters.primary if bond.parameters else None
+        where = (*path, "bonds", key, "parameters", "primary")
+        if primary is not None and primary not in bond.interfaces:
+            raise ConfigError(where, f"primary {primary!r} is not a member of bond {key!r}")
+        mode = bond.parameters.mode if bond.parameters else None
+        if primary is not None and mode not in PRIMARY_MODES:
+            # the driver refuses it, and libnm the whole profile
+            raise ConfigError(
+                where,
+                f"primary is for modes {', '.join(PRIMARY_MODES)}, not {mode or 'balance-rr'}",
+            )
+    for key, bridge in net.bridges.items():
+        params = bridge.parameters
+        for option in ("port_priority", "path_cost"):
+            for member in getattr(params, option) if params else {}:
+                if member not in bridge.interfaces:
+                    raise ConfigError(
+                        (*path, "bridges", key, "parameters", option.replace("_", "-"), member),
+                        f"{member!r} is not a member of bridge {key!r}",
+                    )
+
+
+def _check_macs(net: Network, path: Path) -> None:
+    seen: dict[str, str] = {}
+    for key, eth in net.ethernets.items():
+        mac = eth.match.macaddress if eth.match else None
+        if mac is None or isinstance(mac, Deferred):
+            continue
+        mac = mac.lower()
+        if mac in seen:
+            raise ConfigError(
+                (*path, "ethernets", key, "match", "macaddress"),
+                f"MAC {mac} is already matched by ethernets.{seen[mac]}",
+            )
+        seen[mac] = key
+
+
+def _gateways(iface: Interface, where: Path) -> list[tuple[int, tuple[str, Path]]]:
+    """(IP version, (gateway, path)) of each default route of an interface."""
+    out = []
+    for attr in ("gateway4", "gateway6"):
+        value = getattr(iface, attr)
+        if value and not isinstance(value, Deferred):
+            out.append((int(attr[-1]), (value, (*where, attr))))
+    for i, route in enumerate(iface.routes):
+        if not route.main_table:
+            continue  # another table's default route is no competitor of the main one
+        if route.to == "default" and route.via and not isinstance(route.via, Deferred):
+            version = ipaddress.ip_address(route.via).version
+            out.append((version, (route.via, (*where, "routes", i, "via"))))
+    return out
+
+
+def _check_gateway(iface: Interface, gateway: tuple[str, Path], where: Path) -> None:
+    address, path = gateway
+    if iface.dhcp4 or iface.dhcp6 or any(r.on_link for r in iface.routes if r.via == address):
+        return
+    gw = ipaddress.ip_address(address)
+    nets = [
+        ipaddress.ip_interface(a).network for a in iface.addresses if not isinstance(a, Deferred)
+    ]
+    if any(isinstance(a, Deferred) for a in iface.addresses):
+        return
+    if gw.version == 6 and gw.is_link_local:
+        return
+    if not any(gw in net for net in nets if net.version == gw.version):
+        subnets = ", ".join(str(n) for n in nets) or "none"
+        raise ConfigError(
+            path,
+            f"gateway {address} is outside every subnet of this interface ({subnets})",
+            hint="add the matching address, or set on-link: true on the route",
+        )
+
+
+def _metrics_differ(net: Network, family: int) -> bool:
+    metrics = []
+    for _, _, iface in net.all():
+        for route in iface.routes:
+            if route.to == "default" and route.via and route.main_table:
+                if ipaddress.ip_address(route.via).version == family:
+                    metrics.append(route.metric)
+        if getattr(iface, f"gateway{family}"):
+            metrics.append(None)
+    return None not in metrics and len(set(metrics)) == len(metrics)
