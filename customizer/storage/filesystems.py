@@ -81,20 +81,16 @@ FILESYSTEMS: dict[str, Filesystem] = {
     fs.name: fs
     for fs in (
         Filesystem("ext2", driver="ext4"),  # no journal to replay
-        Filesystem(
-            "ext3",
-            driver="ext4",
-            no_replay=("noload",),
-            flushed_on_unmount=True,
-            journal=EXT_JOURNAL,
-        ),  # fmt: skip
-        Filesystem(
-            "ext4",
-            driver="ext4",
-            no_replay=("noload",),
-            flushed_on_unmount=True,
-            journal=EXT_JOURNAL,
-        ),  # fmt: skip
+        *(
+            Filesystem(
+                name,
+                driver="ext4",
+                no_replay=("noload",),
+                flushed_on_unmount=True,
+                journal=EXT_JOURNAL,
+            )
+            for name in ("ext3", "ext4")
+        ),
         Filesystem(
             "xfs",
             driver="xfs",
