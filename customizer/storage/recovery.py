@@ -21,6 +21,9 @@ from .plan import MountPlan
 
 log = logging.getLogger("vmtailor.storage")
 
+# "xfs_logprint -t": the XFS record names the tool each side asks
+INITRD_XFS_TOOL = dict(FILESYSTEMS["xfs"].journal.tools)["initrd"]  # type: ignore[union-attr]
+
 
 def reader(path: str) -> Read:
     """read(offset, size) on the device at `path`."""
@@ -47,8 +50,7 @@ def xfs_log_dirty(path: str) -> bool:
     without replaying anything. (xfs_repair -n would tell too, but only after checking the
     whole filesystem: minutes on a big one.) After the state line it prints the unreplayed
     transactions: ~half a KB per KB of log. OSError when it cannot tell."""
-    journal = FILESYSTEMS["xfs"].journal
-    argv = [*(journal.tool("initrd") if journal else "xfs_logprint -t").split(), path]
+    argv = [*INITRD_XFS_TOOL.split(), path]
     try:
         proc = run(argv, check=False, timeout=600)
     except VmtailorError as exc:
