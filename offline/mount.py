@@ -6,53 +6,45 @@ from __future__ import annotations
 import logging
 
 from ..customizer.root import RootError
+from ..customizer.storage import recovery
 from ..customizer.storage.errors import StorageError
+from ..customizer.storage.filesystems import needs_recovery as record_needs_recovery
+from ..customizer.storage.filesystems import record
 from ..customizer.storage.guest import mount_in_order
 from ..customizer.storage.mount import mount_options
 from ..customizer.storage.plan import Mount, MountPlan, is_under
-from ..customizer.storage.recovery import btrfs_needs_recovery, ext_needs_recovery
 from .guestfs_root import GuestfsRoot, error_text
 
 log = logging.getLogger("vmtailor.offline")
 
-# Unmounting one of these (barriers on, the default) ends with a cache flush of its disk,
-# which QEMU turns into an fdatasync of that image on the host (checked with strace).
-# vfat and the like don't flush: a write there needs g.sync(), which flushes *every* disk
-# in the appliance (~80 ms each here), so it is paid only when such a filesystem changed.
-FLUSHED_ON_UNMOUNT = frozenset({"ext3", "ext4", "xfs", "btrfs"})
 NO_BARRIER = frozenset({"nobarrier", "barrier=0"})
 
 
 def needs_recovery(g, path: str, fstype: str | None) -> str | None:
-    """Why `path` cannot be mounted read-write without a journal replay, or None.
-    ext and btrfs superblocks are read directly (storage's pure checks); XFS's log state
-    only xfs_repair -n can tell, and it also fails on a damaged filesystem."""
-    try:
-        if fstype in ("ext3", "ext4"):
-            if ext_needs_recovery(g.pread_device(path, 1024, 1024)):
-                return "its ext4 journal needs recovery"
-        elif fstype == "btrfs":
-            if btrfs_needs_recovery(g.pread_device(path, 4096, 0x10000)):
-                return "its btrfs log tree needs replaying"
-        elif fstype == "xfs" and g.xfs_repair(path, nomodify=True) != 0:
-            return "xfs_repair -n finds its log dirty or the filesystem damaged"
-    except ValueError as exc:
-        return f"its superblock is not what blkid said ({exc})"
-    except RuntimeError as exc:
-        return f"it cannot be checked ({error_text(exc)})"
-    return None
+    """Why `path` cannot be mounted read-write without a journal replay, or None: the
+    filesystem record's check, its superblock read through the appliance. XFS's log state
+    only xfs_repair -n tells here (the record's offline tool); it fails on a damaged
+    filesystem too."""
+
+    def read(offset: int, size: int) -> bytes:
+        try:
+            return g.pread_device(path, size, offset)
+        except RuntimeError as exc:
+            raise OSError(error_text(exc)) from None
+
+    def xfs_log_dirty() -> bool:
+        try:
+            return g.xfs_repair(path, nomodify=True) != 0
+        except RuntimeError as exc:
+            raise OSError(error_text(exc)) from None
+
+    return record_needs_recovery(fstype, read, xfs_log_dirty)
 
 
 def refuse_unclean(g, plan: MountPlan) -> None:
     """A clone taken from a running template has an unreplayed journal: mounting it
     read-write would replay it silently, so it is refused and nothing is written."""
-    for mount in plan.mounts:
-        why = needs_recovery(g, mount.device.path, mount.fstype)
-        if why:
-            raise StorageError(
-                f"the guest's {mount.target} ({mount.fstype}) was not cleanly unmounted: {why}",
-                hint="shut the template down cleanly before cloning it, or fsck the clone",
-            )
+    recovery.refuse_unclean(plan, lambda path, fstype: needs_recovery(g, path, fstype))
 
 
 def _mount_point(g, target: str, readonly: bool) -> str | None:
@@ -99,6 +91,7 @@ def needs_sync(mounted: list[Mount], changed: set[str]) -> bool:
                     key=lambda m: len(m.target), default=None)  # fmt: skip
         if owner is None:
             return True  # not on any of the guest's mounts: be safe
-        if owner.fstype not in FLUSHED_ON_UNMOUNT or NO_BARRIER & set(owner.options):
+        fs = record(owner.fstype)
+        if fs is None or not fs.flushed_on_unmount or NO_BARRIER & set(owner.options):
             return True
     return False

@@ -6,7 +6,8 @@ the offline path), and device discovery and mounting (the initrd, a utility serv
 - resolve: which of one guest's devices an fstab spec names
 - plan: the ordered mounts under a relocated root
 - roots: which filesystem is the guest's root
-- recovery: does a filesystem need journal recovery
+- filesystems: one record per filesystem (driver, mount options, recovery check)
+- recovery: does a filesystem need journal recovery (this side's reads, the refusal)
 - discover, lvm, probe, mount, guest: device access, all through run()
 """
 

@@ -7,10 +7,8 @@ import re
 import shlex
 from dataclasses import asdict, dataclass, field, replace
 
-# Filesystems a Linux root (or /boot, /var …) can live on; probing mounts only these.
-LINUX_FILESYSTEMS = frozenset(
-    {"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "jfs", "reiserfs", "nilfs2", "bcachefs"}
-)
+from .filesystems import LINUX_FILESYSTEMS  # noqa: F401  (its home: one record each)
+
 # Containers and things that are never mounted themselves.
 NOT_FILESYSTEMS = frozenset({"LVM2_member", "crypto_LUKS", "swap", "linux_raid_member"})
 

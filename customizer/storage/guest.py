@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from ..errors import VmtailorError
 from ..localroot import LocalRoot
 from ..root import RootError
+from . import recovery
 from .devices import LINUX_FILESYSTEMS, BlockDevice
 from .discover import scan_btrfs
 from .errors import StorageError
 from .mount import Mounts
 from .plan import Mount, MountPlan, is_under, plan_mounts
 from .probe import look_inside
-from .recovery import needs_recovery
 from .roots import RootCandidate, choose_root, mounted_elsewhere
 
 log = logging.getLogger("vmtailor.storage")
@@ -86,14 +86,7 @@ def plan_guest(
 def refuse_unclean(plan: MountPlan) -> None:
     """Refuse, before anything is mounted read-write, a filesystem whose journal needs
     replaying: the clone was taken from a running template."""
-    for mount in plan.mounts:
-        why = needs_recovery(mount.device.path, mount.fstype)
-        if why:
-            raise StorageError(
-                f"{mount.device.path} ({mount.fstype}, the guest's {mount.target}) was not "
-                f"cleanly unmounted: {why}",
-                hint="shut the template down cleanly before cloning it, or fsck the clone",
-            )
+    recovery.refuse_unclean(plan, recovery.needs_recovery)
 
 
 def _mount_point(sysroot: str, target: str) -> str:

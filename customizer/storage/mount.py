@@ -10,19 +10,9 @@ from collections.abc import Callable, Sequence
 from ..errors import VmtailorError
 from ..run import CommandError, run
 from .errors import StorageError
+from .filesystems import mount_options
 
 log = logging.getLogger("vmtailor.storage")
-
-# Probing must never write: no journal replay on ext3/4, no log recovery on XFS, no log
-# tree replay on btrfs — a needs-recovery filesystem is refused later, not repaired.
-NO_REPLAY = {
-    "ext3": ("noload",),
-    "ext4": ("noload",),
-    "xfs": ("norecovery", "nouuid"),
-    "btrfs": ("rescue=nologreplay",),
-}
-# XFS refuses a second filesystem with a UUID already mounted: clones share UUIDs.
-ALWAYS = {"xfs": ("nouuid",)}
 
 
 def mount_program() -> list[str]:
@@ -35,15 +25,6 @@ def mount_program() -> list[str]:
     if any(os.access(os.path.join(d, "busybox"), os.X_OK) for d in path):
         return ["busybox", "mount"]
     return ["mount"]
-
-
-def mount_options(fstype: str | None, options: Sequence[str], *, readonly: bool) -> list[str]:
-    out = ["ro" if readonly else "rw"]
-    extra = NO_REPLAY.get(fstype or "", ()) if readonly else ALWAYS.get(fstype or "", ())
-    for opt in [*options, *extra]:
-        if opt not in out:
-            out.append(opt)
-    return out
 
 
 class Mounts:

@@ -7,21 +7,13 @@ import os
 from collections.abc import Sequence
 
 from vmtailor.customizer.run import run
-from vmtailor.customizer.storage import discover
+from vmtailor.customizer.storage import discover, filesystems
 from vmtailor.customizer.storage.devices import BlockDevice
 from vmtailor.customizer.storage.guest import find_guest
 
 from .. import image
 from ..modules import ModuleIndex
 from . import Context, StageError, State, say
-
-# The driver the image has for each filesystem a guest may mount (initrd/features/
-# filesystems.py), and the nls tables FAT's default codepage and iocharset need
-# (Debian's kernel: cp437, ascii). Only what the image has: a name modprobe cannot find
-# is an error on the console, and kmod's modprobe gives up at the first one.
-DRIVERS = {"ext2": "ext4", "ext3": "ext4", "ext4": "ext4", "xfs": "xfs", "btrfs": "btrfs"}
-FAT = ("vfat", "nls_cp437", "nls_ascii")
-
 
 # lvm2 stays on the ISO (initrd/features/lvm.py): a symlink to it until it is mounted
 LVM = "/usr/sbin/lvm"
@@ -55,10 +47,7 @@ def load_filesystems(devices: Sequence[BlockDevice], ctx: Context) -> None:
     modprobe run — from the ISO, mounted first, if the initrd left them there. The kernel
     would load each at its first mount, one modprobe process per module; a module this
     leaves out (another nls table), it still loads on demand."""
-    fstypes = {d.fstype for d in devices}
-    modules = sorted({DRIVERS[t] for t in fstypes if t in DRIVERS})
-    if "vfat" in fstypes:
-        modules += FAT
+    modules = filesystems.modules_for(d.fstype for d in devices)  # only what the image has
     if not modules:
         return
     index = ModuleIndex.load()

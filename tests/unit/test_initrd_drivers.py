@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from vmtailor.customizer.storage import filesystems
 from vmtailor.initrd import features
 from vmtailor.initrd import image as image_features
 from vmtailor.initrd.modules import ModuleIndex
-from vmtailor.initrd.stages import disks as disks_stage
 from vmtailor.initrd.stages.config import wait_for_drivers
 
 
@@ -43,7 +43,9 @@ def test_no_marker_means_no_wait(capsys):
 def test_filesystem_drivers_loaded_up_front_are_all_in_the_image():
     # a name modprobe cannot find is an error on the console (kmod's gives up there)
     image = {m for f in features.resolve(image_features.FEATURES) for m in f.kernel_modules}
-    assert {*disks_stage.DRIVERS.values(), *disks_stage.FAT} <= image
+    every = [fs.name for fs in filesystems.FILESYSTEMS.values()]
+    assert {"ext4", "xfs", "btrfs", "vfat", "nls_cp437"} <= set(filesystems.modules_for(every))
+    assert set(filesystems.modules_for(every)) <= image
 
 
 def _moddir(tmp_path):

@@ -642,21 +642,6 @@ def test_btrfs_subvolume_listing():
     assert probe.parse_default_subvolume("ID 256 gen 10 top level 5 path @\n") == 256
 
 
-def test_superblock_recovery_flags():
-    ext = bytearray(1024)
-    ext[0x38:0x3A] = (0xEF53).to_bytes(2, "little")
-    assert not recovery.ext_needs_recovery(bytes(ext))
-    ext[0x60:0x64] = (0x4 | 0x40).to_bytes(4, "little")  # RECOVER | EXTENTS
-    assert recovery.ext_needs_recovery(bytes(ext))
-    with pytest.raises(ValueError):
-        recovery.ext_needs_recovery(bytes(1024))
-    btrfs = bytearray(4096)
-    btrfs[0x40:0x48] = b"_BHRfS_M"
-    assert not recovery.btrfs_needs_recovery(bytes(btrfs))
-    btrfs[0x60:0x68] = (30408704).to_bytes(8, "little")
-    assert recovery.btrfs_needs_recovery(bytes(btrfs))
-
-
 def test_xfs_log_state_from_xfs_logprint():
     header = "xfs_logprint:\n    data device: 0xfd00\n    log device: 0xfd00 daddr: 307248\n\n"
     dirty = header + "    log tail: 2 head: 18 state: <DIRTY>\n\n\nLOG REC AT LSN cycle 1 block 2\n"
