@@ -14,6 +14,7 @@ import pytest
 
 from vmtailor.customizer.detect import detect
 from vmtailor.customizer.localroot import LocalRoot
+from vmtailor.customizer.storage.devices import BlockDevice
 from vmtailor.customizer.storage.guest import mount_guest
 from vmtailor.customizer.storage.mount import Mounts
 
@@ -30,11 +31,11 @@ def ext4_image(path: Path, tree: Path, fs_uuid: str) -> Path:
     return path
 
 
-def write(top: Path, files: dict[str, str], links: dict[str, str] = {}) -> Path:  # noqa: B006
+def write(top: Path, files: dict[str, str], links: dict[str, str] | None = None) -> Path:
     for rel, text in files.items():
         (top / rel).parent.mkdir(parents=True, exist_ok=True)
         (top / rel).write_text(text)
-    for rel, target in links.items():
+    for rel, target in (links or {}).items():
         (top / rel).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, top / rel)
     return top
@@ -84,3 +85,24 @@ def test_release_file_only(tmp_path, attach, sysroot):
         assert found.root.release == "/etc/redhat-release"
         guest = detect(LocalRoot(str(sysroot)))
         assert (guest.os_id, guest.version) == ("centos", "6.10")
+
+
+def test_the_appliance_probe_reads_the_same_list(g, tmp_path):
+    """offline/probe.py (libguestfs) judges a filesystem as the initrd's probe does: the
+    older release file, and the split-/usr link by the candidate's own fstab."""
+    from tests.integration import guestfs_handle
+    from vmtailor.offline.probe import look_inside
+
+    scratch = BlockDevice("/dev/sda", "ext4")
+    usr_fstab = "LABEL=root / ext4 defaults 0 1\nLABEL=usr /usr ext4 defaults 0 2\n"
+    cases = [
+        ({"etc/fstab": "LABEL=root / ext4 defaults 1 1\n", "etc/SuSE-release": "SLES 11\n"},
+         {}, "/etc/SuSE-release"),
+        ({"etc/fstab": usr_fstab}, {"etc/os-release": "../usr/lib/os-release"},
+         "/etc/os-release"),
+    ]  # fmt: skip
+    for i, (files, links, release) in enumerate(cases):
+        guestfs_handle.fresh_guest(g, write(tmp_path / str(i), files, links))
+        g.umount_all()
+        _, [found] = look_inside(g, scratch)
+        assert found.release == release
