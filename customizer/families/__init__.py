@@ -20,8 +20,8 @@ OS_RELEASE_FILES = ("/etc/os-release", "/usr/lib/os-release")
 
 # The release files of distributions vmtailor knows but does not customize: a filesystem
 # holding one is still a guest's root (virt-inspector finds it), and detection names it
-# rather than saying "no Linux here". Tried before the families' own files, since some
-# keep a compatibility /etc/redhat-release next to their own (Mageia).
+# rather than saying "no Linux here". Tried before the families' own files: a
+# distribution's own file says more than a compatibility one it may carry beside it.
 UNSUPPORTED_RELEASE_FILES = (
     "/etc/gentoo-release",
     "/etc/mageia-release",

@@ -22,8 +22,9 @@ class RHEL(Family):
         return found or (match.group(1) if match else None)
 
     def hostname_files(self, guest, plan, short, fqdn):
-        # EL6 and older take the host name from /etc/sysconfig/network, not /etc/hostname;
-        # later ones still keep its HOSTNAME= in step, so it is rewritten where it is.
+        # EL6 and older take the host name from /etc/sysconfig/network, not /etc/hostname
+        # (made if missing); later ones get it there too when the file exists, so that no
+        # stale name is left for scripts that still read it.
         path = "/etc/sysconfig/network"
         text = plan.read_text(path)
         if text is None and not self.reads_sysconfig_hostname(guest.version):
