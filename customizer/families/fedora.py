@@ -4,7 +4,9 @@ from .rhel import RHEL
 class Fedora(RHEL):
     name = "fedora"
     ids = ("fedora",)
-    release_files = ("/etc/fedora-release",)
+    # a Fedora that lost fedora-release (or a phony one) still says so in redhat-release,
+    # which it reads before RHEL does
+    release_files = ("/etc/fedora-release", "/etc/redhat-release")
     etc_hostname_since = 18
 
     def hostname_files(self, guest, plan, short, fqdn):
@@ -14,4 +16,6 @@ class Fedora(RHEL):
             super().hostname_files(guest, plan, short, fqdn)
 
     def parse_release_file(self, text):
+        if "fedora" not in text.lower():
+            return None  # an EL redhat-release: RHEL's
         return "fedora", text.split("release", 1)[-1].split()[0] if "release" in text else ""

@@ -40,6 +40,16 @@ def test_ubuntu_without_os_release_is_ubuntu(tmp_path):
     assert (found.family.name, found.os_id, found.version) == ("debian", "debian", "7")
 
 
+def test_fedora_without_fedora_release_is_fedora(tmp_path):
+    """Only a redhat-release saying Fedora: Fedora 14, not RHEL 14; an EL one stays EL."""
+    fedora = {"etc/redhat-release": "Fedora release 14 (Laughlin)\n"}
+    found = detect(LocalRoot(str(guest(tmp_path / "f", fedora))))
+    assert (found.family.name, found.os_id, found.version) == ("fedora", "fedora", "14")
+    el = {"etc/redhat-release": "Red Hat Enterprise Linux Server release 6.10 (Santiago)\n"}
+    found = detect(LocalRoot(str(guest(tmp_path / "el", el))))
+    assert (found.family.name, found.os_id, found.version) == ("rhel", "rhel", "6.10")
+
+
 def rename(top: Path) -> None:
     engine.apply(config.parse({"hostname": "web01", "domain": "example.com"}), LocalRoot(str(top)))
 
