@@ -7,7 +7,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from .errors import VmtailorError
-from .families import FAMILIES, Family, by_os_id, supported_ids
+from .families import LEGACY_RELEASE_FILES, OS_RELEASE_FILES, Family, by_os_id, supported_ids
 from .root import Root, RootError
 
 
@@ -87,7 +87,7 @@ def detect(root: Root) -> Guest:
 
 
 def _detect_os(root: Root, evidence: dict[str, str]) -> tuple[Family, str, str, str]:
-    for path in ("/etc/os-release", "/usr/lib/os-release"):
+    for path in OS_RELEASE_FILES:
         text = _read(root, path)
         if text is None:
             continue
@@ -106,17 +106,25 @@ def _detect_os(root: Root, evidence: dict[str, str]) -> tuple[Family, str, str, 
             + (f" ID_LIKE={info['ID_LIKE']}" if info.get("ID_LIKE") else ""),
             hint="supported: " + ", ".join(supported_ids()),
         )
-    for cls in FAMILIES:
-        for path in cls.release_files:
-            text = _read(root, path)
-            if text is None:
-                continue
-            family = cls()
-            os_id, version = family.parse_release_file(text)
-            evidence["os"] = f"{path} (no os-release)"
-            return family, os_id, version, text.strip().splitlines()[0] if text.strip() else os_id
+    for path, cls in LEGACY_RELEASE_FILES:
+        text = _read(root, path)
+        if text is None:
+            continue
+        if cls is None:
+            first = text.strip().splitlines()[0][:80] if text.strip() else ""
+            raise DetectError(
+                f"unsupported guest: no os-release, and {path} says {first!r}",
+                hint="supported: " + ", ".join(supported_ids()),
+            )
+        family = cls()
+        parsed = family.parse_release_file(text)
+        if parsed is None:
+            continue
+        os_id, version = parsed
+        evidence["os"] = f"{path} (no os-release)"
+        return family, os_id, version, family.release_pretty_name(text) or os_id
     raise DetectError(
-        "no Linux guest found: the root has no /etc/os-release nor any known *-release file",
+        "no Linux guest found: the root has no /etc/os-release nor any known release file",
         hint="is this the guest's root filesystem?",
     )
 

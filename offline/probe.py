@@ -1,33 +1,26 @@
 """Finding one guest's root inside the appliance: each of its Linux filesystems mounted
-read-only without any journal replay, checked for etc/os-release and etc/fstab, and
-unmounted again — then storage's own choose_root() and plan_mounts() decide, exactly as
-they do in the initrd. On btrfs the top level and each of its subvolumes is looked at
-through one mount (a GuestfsRoot whose / is the subvolume's directory)."""
+read-only without any journal replay, checked for etc/fstab and an OS release file
+(roots.look_for_root), and unmounted again — then storage's own choose_root() and
+plan_mounts() decide, exactly as they do in the initrd. On btrfs the top level and each of
+its subvolumes is looked at through one mount (a GuestfsRoot whose / is the subvolume's
+directory)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 
-from ..customizer.root import RootError
 from ..customizer.storage.devices import BlockDevice, Subvolume
 from ..customizer.storage.guest import FoundGuest, plan_guest
 from ..customizer.storage.mount import mount_options
-from ..customizer.storage.roots import RootCandidate
+from ..customizer.storage.roots import RootCandidate, look_for_root
 from .guestfs_root import GuestfsRoot, error_text
 
 log = logging.getLogger("vmtailor.offline")
 
 
 def _candidate(g, device: BlockDevice, top: str, subvol: str | None, is_default: bool):
-    root = GuestfsRoot(g, device.path, top=top)
-    try:
-        has_os_release = root.is_file("/etc/os-release") or root.is_file("/usr/lib/os-release")
-        fstab = root.read_text("/etc/fstab") if root.is_file("/etc/fstab") else None
-    except RootError as exc:
-        log.warning("%s: %s", device.path, exc)
-        has_os_release, fstab = False, None
-    return RootCandidate(device, subvol, has_os_release, fstab, is_default_subvol=is_default)
+    return look_for_root(GuestfsRoot(g, device.path, top=top), device, subvol, is_default)
 
 
 def _mount_ro(g, device: BlockDevice, options: Sequence[str] = ()) -> None:

@@ -29,9 +29,15 @@ class Family:
     def hostname_files(self, guest: Guest, plan: Plan, short: str, fqdn: str) -> None:
         """Write the host name where this family keeps it, beyond /etc/hostname."""
 
-    def parse_release_file(self, text: str) -> tuple[str, str]:
-        """(os id, version) from a legacy release file's text."""
+    def parse_release_file(self, text: str) -> tuple[str, str] | None:
+        """(os id, version) from a legacy release file's text; None when the file, shared
+        by several distributions (lsb-release), names another one."""
         import re
 
         match = re.search(r"(\d+(?:\.\d+)*)", text)
         return self.ids[0], match.group(1) if match else ""
+
+    def release_pretty_name(self, text: str) -> str:
+        """The name a legacy release file gives the release, for `inspect`."""
+        lines = text.strip().splitlines()
+        return lines[0] if lines else ""

@@ -18,9 +18,11 @@ class SUSE(Family):
         )
 
     def hostname_files(self, guest, plan, short, fqdn):
-        # SUSE releases before systemd read /etc/HOSTNAME (the FQDN); newer ones keep it as
-        # a symlink to /etc/hostname, which plan.write follows.
-        if plan.exists("/etc/HOSTNAME") or plan.root.lexists("/etc/HOSTNAME"):
+        # SUSE releases before systemd (SLES 11) read /etc/HOSTNAME (the FQDN) only, even
+        # when a template lacks it; newer ones keep it as a symlink to /etc/hostname,
+        # which plan.write follows.
+        before_systemd = guest.init != "systemd"
+        if before_systemd or plan.exists("/etc/HOSTNAME") or plan.root.lexists("/etc/HOSTNAME"):
             plan.write("/etc/HOSTNAME", fqdn + "\n")
 
     def parse_release_file(self, text):

@@ -210,7 +210,7 @@ def _root_mount(
         if found and device.path not in {d.path for d in found}:
             raise StorageError(
                 f"{entry.describe()}: names {found[0].path}, but the guest's root "
-                f"(/etc/os-release and /etc/fstab) is on {device.path}"
+                f"(its /etc/fstab and OS release file) is on {device.path}"
             )
         if not found:
             warnings.append(f"{entry.describe()}: not found; using {device.path}")

@@ -1,7 +1,7 @@
 """Looking inside a guest's filesystems for its root: each Linux filesystem is mounted
-read-only without any journal replay, checked for etc/os-release and etc/fstab, and
-unmounted again. On btrfs the top level and its subvolumes are looked at, since the root
-usually lives in a subvolume such as @."""
+read-only without any journal replay, checked for etc/fstab and an OS release file
+(roots.look_for_root), and unmounted again. On btrfs the top level and its subvolumes are
+looked at, since the root usually lives in a subvolume such as @."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ import stat
 
 from ..errors import VmtailorError
 from ..localroot import LocalRoot
-from ..root import RootError
 from ..run import run
 from .devices import BlockDevice, Subvolume
 from .mount import Mounts
-from .roots import RootCandidate
+from .roots import RootCandidate, look_for_root
 
 log = logging.getLogger("vmtailor.storage")
 
@@ -44,16 +43,7 @@ def parse_default_subvolume(text: str) -> int:
 
 
 def _candidate(device: BlockDevice, top: str, subvol: str | None, is_default: bool):
-    # LocalRoot: /etc/os-release is often a link (../usr/lib/os-release, or absolute);
-    # followed on the host it would find the host's own file.
-    root = LocalRoot(top)
-    try:
-        has_os_release = root.is_file("/etc/os-release") or root.is_file("/usr/lib/os-release")
-        fstab = root.read_text("/etc/fstab") if root.is_file("/etc/fstab") else None
-    except RootError as exc:
-        log.warning("%s: %s", device.path, exc)
-        has_os_release, fstab = False, None
-    return RootCandidate(device, subvol, has_os_release, fstab, is_default_subvol=is_default)
+    return look_for_root(LocalRoot(top), device, subvol, is_default)
 
 
 def _scan_subvolumes(mnt: str) -> list[tuple[int | None, int, str]]:

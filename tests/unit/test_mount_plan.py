@@ -443,7 +443,8 @@ def test_plan_as_data():
 
 # -- choosing the root ----------------------------------------------------------------
 def cand(device, fstab=DEBIAN_FSTAB, os_release=True, subvol=None, default=True):
-    return RootCandidate(device, subvol, os_release, fstab, is_default_subvol=default)
+    release = "/etc/os-release" if os_release else None
+    return RootCandidate(device, subvol, release, fstab, is_default_subvol=default)
 
 
 def test_one_root():
@@ -510,7 +511,7 @@ def test_two_roots_are_refused():
     with pytest.raises(StorageError) as exc:
         choose_root([cand(devices[4]), cand(devices[9])], devices)
     assert str(exc.value) == (
-        "two guest roots: /dev/vda4 and /dev/vdb4 both hold /etc/os-release and /etc/fstab"
+        "two guest roots: /dev/vda4 and /dev/vdb4 both hold /etc/fstab and an OS release file"
         " — attach one guest's disks only (a clone's disk attached twice?)"
     )
 
