@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from .. import output
 from ..output import add_json_flag, emit_json
+from ..progress import BatchProgress
 from .vars import add_sources_argument
 
 NAME = "batch"
@@ -49,34 +49,6 @@ def add_arguments(p) -> None:
     add_json_flag(p)
 
 
-class _Progress:
-    """One line on a terminal, rewritten as clones finish; nothing when not a terminal."""
-
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.done, self.stream = total, 0, stream
-        self.tty = stream.isatty()
-        self.started = time.monotonic()
-
-    def __call__(self, event: tuple) -> None:
-        if not self.tty:
-            return
-        if event[0] == "launch":
-            line = f"appliance up for {event[1]} clone(s) in {event[2]:.0f}s"
-        else:
-            self.done += 1
-            o = event[1]
-            line = f"{o.clone}: {o.status}" + (f" ({o.changes} changes)" if o.changes else "")
-        elapsed = time.monotonic() - self.started
-        bar = "#" * (20 * self.done // max(self.total, 1))
-        self.stream.write(f"\r\033[K[{bar:20}] {self.done}/{self.total} {elapsed:4.0f}s  {line}")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-
-
 def table(outcomes) -> str:
     rows = [("CLONE", "STATUS", "CHANGES", "TIME", "REASON")]
     for o in outcomes:
@@ -94,7 +66,7 @@ def run(args) -> int:
     if args.jobs < 1:
         raise VmtailorError("--jobs must be at least 1")
     inventory = load_inventory(args.inventory, args.sources)
-    progress = _Progress(len(inventory.clones))
+    progress = BatchProgress(len(inventory.clones))
     opts = Options(force=args.force, dry_run=args.dry_run, diff=args.diff)
     try:
         result = run_batch(inventory, opts, jobs=args.jobs, progress=progress)

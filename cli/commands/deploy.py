@@ -8,6 +8,7 @@ from .. import output
 from ..hypervisors import DRIVERS
 from ..hypervisors.keys import driver_help
 from ..output import add_json_flag, emit_json
+from ..progress import DeployProgress
 from .vars import add_sources_argument
 
 NAME = "deploy"
@@ -104,12 +105,13 @@ def run(args) -> int:
     inventory = load_inventory(args.inventory, render=not args.restore,
                                sources=args.sources)  # fmt: skip
     if args.restore:
-        outcomes = deploy.restore(inventory)
+        outcomes = deploy.restore(inventory, progress=DeployProgress())
         bad = {"failed"}
     else:
         opts = flow.Options(timeout=args.timeout, shutdown=args.shutdown, grace=args.grace,
                             shutdown_timeout=args.shutdown_timeout, power_on=args.power_on)  # fmt: skip
-        outcomes = deploy.deploy(inventory, opts, jobs=args.jobs, force=args.force)
+        outcomes = deploy.deploy(inventory, opts, jobs=args.jobs, force=args.force,
+                                 progress=DeployProgress())  # fmt: skip
         bad = {"failed"}
     failed = sum(o.status in bad for o in outcomes)
     if args.json:
