@@ -7,6 +7,7 @@ import sys
 from .. import output
 from ..output import add_json_flag, emit_json
 from ..progress import BatchProgress
+from .apply import add_diff_arguments
 from .vars import add_sources_argument
 
 NAME = "batch"
@@ -44,7 +45,7 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true", help="customize clones already done, again")
     p.add_argument("--dry-run", action="store_true",
                    help="plan every clone, write nothing (images are opened read-only)")  # fmt: skip
-    p.add_argument("--diff", action="store_true", help="with --dry-run: each clone's diff")
+    add_diff_arguments(p)
     add_sources_argument(p)
     add_json_flag(p)
 
@@ -67,7 +68,8 @@ def run(args) -> int:
         raise VmtailorError("--jobs must be at least 1")
     inventory = load_inventory(args.inventory, args.sources)
     progress = BatchProgress(len(inventory.clones))
-    opts = Options(force=args.force, dry_run=args.dry_run, diff=args.diff)
+    opts = Options(force=args.force, dry_run=args.dry_run, diff=bool(args.diff),
+                   fold_diff=args.diff == "folded")  # fmt: skip
     try:
         result = run_batch(inventory, opts, jobs=args.jobs, progress=progress)
     finally:
