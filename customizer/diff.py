@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import posixpath
 import re
 
 from .plan import Change
@@ -28,13 +29,53 @@ def _text(data: bytes | None) -> list[str] | None:
         return None
 
 
+def folded(kind: str, changes: list[Change]) -> tuple[str, str]:
+    """(verb, what): one line standing for every change of a group (Change.group), all a
+    reader needs to know of files copied from /etc/skel or of vmtailor's first-boot
+    machinery."""
+    mine = [c for c in changes if c.group == kind]
+    if kind == "skel":
+        return "copy", f"{len(mine)} path(s) from the skeleton into {', '.join(_homes(changes))}"
+    files = [c.path for c in mine if c.action not in ("mkdir", "chmod")]
+    return "install", f"the first-boot runner and boot hook ({len(mine)} paths): " + ", ".join(
+        files
+    )
+
+
+def _homes(changes: list[Change]) -> list[str]:
+    """The homes skel was copied into: each unbroken run of skel changes fills one home, and
+    its shallowest paths are right inside it."""
+    homes: set[str] = set()
+    run: list[str] = []
+    for change in [*changes, None]:
+        if change is not None and change.group == "skel":
+            run.append(change.path)
+            continue
+        if run:
+            depth = min(p.count("/") for p in run)
+            homes.update(posixpath.dirname(p) for p in run if p.count("/") == depth)
+            run = []
+    return sorted(homes)
+
+
 def render_diff(
-    root: Root, changes: list[Change], secret_paths: frozenset[str] = frozenset()
+    root: Root,
+    changes: list[Change],
+    secret_paths: frozenset[str] = frozenset(),
+    fold: bool = False,
 ) -> str:
     """`secret_paths`: paths whose content is secret whatever this change says (the journal
-    knows which files an earlier config wrote as secret)."""
+    knows which files an earlier config wrote as secret). With `fold`, each group of changes
+    (Change.group) is one line where its first change would be."""
     out: list[str] = []
+    shown: set[str] = set()
     for change in changes:
+        if fold and change.group:
+            if change.group not in shown:
+                shown.add(change.group)
+                verb, what = folded(change.group, changes)
+                out.append(f"=== {verb} {what} (--diff=full shows them)\n")
+            continue
         path, new = change.path, change.new
         header = f"--- a{path}\n+++ b{path}\n"
         if change.action == "delete":

@@ -8,6 +8,7 @@ untouched when anything is wrong.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -42,6 +43,8 @@ class ApplyResult:
             "dry_run": self.dry_run,
             "already_applied": self.already_applied,
             "changes": [{"action": c.action, "path": c.path} for c in self.changes],
+            # changes per operation (each change's own entry stays as the result record has it)
+            "operations": dict(Counter(c.operation for c in self.changes)),
             "warnings": self.warnings,
         }
 
@@ -60,6 +63,7 @@ def plan(
         if not op.wanted(ctx):
             continue
         log.info("[started]  %s", op.name)
+        ctx.plan.operation = op.name
         try:
             op.plan(ctx)
         except Exception:
@@ -73,6 +77,7 @@ def plan(
     created = created or any(root.lexists(path) for path in unfinished)
     if guest.selinux_active() and created:
         # New files have no label we can know offline: relabel at next boot.
+        ctx.plan.operation = "selinux"
         ctx.plan.write("/.autorelabel", b"")
         ctx.warnings.append("SELinux guest: new files get labelled at next boot (/.autorelabel)")
         changes = ctx.plan.changes()
@@ -85,9 +90,12 @@ def apply(
     *,
     dry_run: bool = False,
     diff: bool = False,
+    fold_diff: bool = False,
     sources: Callable[[str], bytes] = no_sources,
     fault: FaultHook | None = None,
 ) -> ApplyResult:
+    """`fold_diff`: in the diff, skel copies and the first-boot machinery are one line each
+    (diff.render_diff's fold)."""
     journal = Journal(root, fault)
     if not dry_run:
         # the guest's journal must be one a revert can carry out before more is added to
@@ -102,7 +110,7 @@ def apply(
         result.already_applied = True
     if diff:
         # a path an earlier config wrote as secret stays secret when this one changes it
-        result.diff = render_diff(root, changes, journal.secret_paths())
+        result.diff = render_diff(root, changes, journal.secret_paths(), fold=fold_diff)
     if dry_run:
         return result
     if not changes:

@@ -7,7 +7,9 @@ Reads through the plan see what earlier operations staged, so `files` can edit a
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from .errors import PlanError
@@ -37,6 +39,10 @@ class Change:
     old: Stat | None
     new: State
     secret: bool = False
+    operation: str = ""  # the operation that first staged the path
+    # what a reader may take in as one line: "skel" (copied from /etc/skel into a new
+    # home), "helper" (vmtailor's own first-boot runner and boot hook), "" (anything else)
+    group: str = ""
 
     def describe(self) -> str:
         return f"{self.action:7} {self.path}"
@@ -49,6 +55,23 @@ class Plan:
         # paths an earlier, cut-off run created: an operation that fills what it creates
         # (a home from skel) finishes filling them instead of taking them as the guest's
         self.unfinished = unfinished
+        # who staged each path first, for grouped output: (operation, group)
+        self.operation = ""  # set by the engine while each operation plans
+        self._group = ""
+        self._origin: dict[str, tuple[str, str]] = {}
+
+    @contextlib.contextmanager
+    def group(self, name: str) -> Iterator[None]:
+        """Tag what is staged inside as one group (see Change.group)."""
+        outer, self._group = self._group, name
+        try:
+            yield
+        finally:
+            self._group = outer
+
+    def _put(self, real: str, state: State) -> None:
+        self._origin.setdefault(real, (self.operation, self._group))
+        self._staged[real] = state
 
     # -- reading through the plan ---------------------------------------------------
     def resolve(self, path: str) -> str:
@@ -151,7 +174,7 @@ class Plan:
         if prior is not None and state.kind == prior.kind == "file" and state.data is None:
             # a chmod after a write keeps the written content
             state = replace(state, data=prior.data, secret=prior.secret or state.secret)
-        self._staged[real] = state
+        self._put(real, state)
 
     def _require_parent_dir(self, path: str, real: str) -> None:
         parent = posixpath.dirname(real)
@@ -189,12 +212,12 @@ class Plan:
             raise PlanError(f"cannot change mode/owner of {path}: it is a {st.kind}")
         prior = self._staged.get(real)
         if prior is not None and prior.kind == st.kind:
-            self._staged[real] = replace(
+            self._put(real, replace(
                 prior,
                 mode=prior.mode if mode is None else mode,
                 uid=prior.uid if uid is None else uid,
                 gid=prior.gid if gid is None else gid,
-            )
+            ))  # fmt: skip
         else:
             self._stage(real, State(st.kind, None, mode, uid, gid))
 
@@ -215,9 +238,9 @@ class Plan:
             raise PlanError(f"cannot create {path}: {posixpath.dirname(real)} does not exist")
         for i, d in enumerate(reversed(missing)):
             last = i == len(missing) - 1
-            self._staged[d] = State(
+            self._put(d, State(
                 "dir", None, mode if last else 0o755, uid if last else 0, gid if last else 0
-            )
+            ))  # fmt: skip
 
     def symlink(self, path: str, target: str) -> None:
         real = self._resolve_link(path)
@@ -225,7 +248,7 @@ class Plan:
         st = self._lstat(real)
         if st is not None and st.kind == "dir":
             raise PlanError(f"cannot make {path} a symlink: it is a directory in the guest")
-        self._staged[real] = State("symlink", target=target)
+        self._put(real, State("symlink", target=target))
 
     def delete(self, path: str) -> None:
         real = self._resolve_link(path)
@@ -237,7 +260,7 @@ class Plan:
                 f"cannot delete {path}: it is a non-empty directory "
                 "(vmtailor deletes files, links and empty directories)"
             )
-        self._staged[real] = State("absent")
+        self._put(real, State("absent"))
 
     def _lstat(self, real: str) -> Stat | None:
         st = self._staged.get(real)
@@ -257,7 +280,8 @@ class Plan:
             old = self.root.lstat(path)
             action = _action(self.root, path, old, new)
             if action is not None:
-                out.append(Change(path, action, old, new, new.secret))
+                operation, group = self._origin.get(path, ("", ""))
+                out.append(Change(path, action, old, new, new.secret, operation, group))
         return out
 
 

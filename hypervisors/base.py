@@ -116,10 +116,8 @@ class Driver(ABC):
     SUMMARY: ClassVar[str] = ""  # one line for `vmtailor deploy --help`
     # the config media format this hypervisor attaches most easily (see Media)
     CONFIG_FORMAT: ClassVar[str] = "iso"
-    # keys this driver accepts in `hypervisor:` besides driver/uri/credentials, and in each
-    # VM entry besides name/vars; the inventory loader rejects any other key
-    OPTIONS: ClassVar[frozenset[str]] = frozenset()
-    VM_OPTIONS: ClassVar[frozenset[str]] = frozenset()
+    # the keys a driver accepts (in `hypervisor:` and in VM entries) are declared in the
+    # registry, hypervisors/__init__.py: its help must work without importing the SDK
     # whether wait_off sees the guest's power-off as it happens (events) or polls for it
     HAS_EVENTS: ClassVar[bool] = False
     # whether read_result can return the guest's serial console

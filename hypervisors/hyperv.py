@@ -146,7 +146,6 @@ class HyperVDriver(Driver):
     NAME = "hyperv"
     SUMMARY = "Hyper-V via PowerShell over WinRM (uri: https://hyperv-host:5986/wsman)"
     CONFIG_FORMAT = "iso"
-    OPTIONS = frozenset({"share_local", "share_remote", "transport", "poll_interval"})
 
     @classmethod
     def check_options(cls, connection) -> None:

@@ -23,10 +23,9 @@ from .. import hypervisors
 from ..configfile import LoadedConfig, load_config, read_yaml_file
 from ..customizer.config import ConfigError
 from .base import Connection, Driver, DriverError
+from .keys import names, unknown_key_hint
 
 TOP_KEYS = {"hypervisor", "config", "iso", "vars", "vms"}
-CONNECTION_KEYS = {"driver", "uri", "username", "password_env", "credentials_file", "verify_tls"}
-VM_KEYS = {"name", "vars"}
 
 
 @dataclass
@@ -62,14 +61,10 @@ def _string(value: Any, path: tuple) -> str:
     return value
 
 
-def _unknown(data: dict, allowed: set, path: tuple) -> None:
+def _unknown(data: dict, allowed: list[str], path: tuple, driver: str | None = None) -> None:
     for key in data:
         if key not in allowed:
-            hint = None
-            if key == "password":
-                hint = (
-                    "a password never goes in the inventory: use password_env or credentials_file"
-                )
+            hint = unknown_key_hint(str(key), allowed, driver)
             raise ConfigError((*path, key), f"unknown key '{key}'", hint=hint)
 
 
@@ -109,11 +104,12 @@ def _connection(data: Any, base: str) -> tuple[Connection, type[Driver]]:
         raise ConfigError(("hypervisor",), "missing key 'driver'")
     name = _string(data["driver"], ("hypervisor", "driver"))
     try:
-        hypervisors.lookup(name)
+        info = hypervisors.lookup(name)
     except DriverError as exc:
         raise ConfigError(("hypervisor", "driver"), str(exc)) from None
+    # keys first: a typo is reported even where the driver's SDK is missing
+    _unknown(data, info.accepted(), ("hypervisor",), name)
     driver = hypervisors.load(name)  # a missing SDK is one line with the install command
-    _unknown(data, CONNECTION_KEYS | set(driver.OPTIONS), ("hypervisor",))
     uri = data.get("uri")
     if uri is not None:
         _string(uri, ("hypervisor", "uri"))
@@ -121,7 +117,7 @@ def _connection(data: Any, base: str) -> tuple[Connection, type[Driver]]:
     if not isinstance(verify, bool):
         raise ConfigError(("hypervisor", "verify_tls"), "expected true or false")
     username, password = _credentials(data, base)
-    options = {k: v for k, v in data.items() if k in driver.OPTIONS}
+    options = {k: v for k, v in data.items() if k in names(info.keys)}
     connection = Connection(name, uri, username, password, verify, options, base)
     try:
         driver.check_options(connection)
@@ -131,12 +127,13 @@ def _connection(data: Any, base: str) -> tuple[Connection, type[Driver]]:
 
 
 def _vms(data: Any, driver: type[Driver], common: dict) -> list[InventoryVM]:
+    info = hypervisors.lookup(driver.NAME)
     if not isinstance(data, list) or not data:
         raise ConfigError(("vms",), "expected a list of VMs: - {name: …, vars: {…}}")
     out, seen = [], set()
     for i, entry in enumerate(data):
         entry = _mapping(entry, ("vms", i), "name, vars")
-        _unknown(entry, VM_KEYS | set(driver.VM_OPTIONS), ("vms", i))
+        _unknown(entry, info.accepted_vm(), ("vms", i), driver.NAME)
         if "name" not in entry:
             raise ConfigError(("vms", i), "missing key 'name'")
         name = _string(entry["name"], ("vms", i, "name"))
@@ -144,7 +141,7 @@ def _vms(data: Any, driver: type[Driver], common: dict) -> list[InventoryVM]:
             raise ConfigError(("vms", i, "name"), f"VM {name!r} is listed twice")
         seen.add(name)
         own = _mapping(entry.get("vars", {}), ("vms", i, "vars"), "NAME: VALUE")
-        settings = {k: v for k, v in entry.items() if k in driver.VM_OPTIONS}
+        settings = {k: v for k, v in entry.items() if k in names(info.vm_keys)}
         try:
             driver.check_vm_settings(settings)
         except DriverError as exc:
@@ -161,7 +158,7 @@ def load_inventory(path: str, *, render: bool = True, sources: str | None = None
     base = os.path.dirname(os.path.abspath(path))
     try:
         data = _mapping(data, (), "hypervisor, config, vms")
-        _unknown(data, TOP_KEYS, ())
+        _unknown(data, sorted(TOP_KEYS), ())
         for key in ("hypervisor", "config", "vms"):
             if key not in data:
                 raise ConfigError((), f"missing key '{key}'")

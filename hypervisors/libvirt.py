@@ -74,7 +74,6 @@ class LibvirtDriver(Driver):
     NAME = "libvirt"
     SUMMARY = "KVM/QEMU (and Xen) through libvirt (uri: qemu:///system, qemu+ssh://host/system)"
     CONFIG_FORMAT = "iso"
-    OPTIONS = frozenset({"pool", "serial", "serial_log_dir"})
     HAS_EVENTS = True
     HAS_SERIAL_LOG = True
     REBOOT_STOPS = True  # libvirt_xml.LIFECYCLE

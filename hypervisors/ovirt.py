@@ -41,7 +41,6 @@ class OvirtDriver(Driver):
     NAME = "ovirt"
     SUMMARY = "oVirt / RHV via ovirtsdk4 (uri: https://engine/ovirt-engine/api)"
     CONFIG_FORMAT = "vfat"  # one CD-ROM per VM: the config media is a small disk
-    OPTIONS = frozenset({"storage_domain", "ca_file", "poll_interval"})
 
     @classmethod
     def check_options(cls, connection) -> None:

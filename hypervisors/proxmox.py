@@ -49,8 +49,6 @@ class ProxmoxDriver(Driver):
     NAME = "proxmox"
     SUMMARY = "Proxmox VE via its REST API (uri: https://pve.example.com:8006)"
     CONFIG_FORMAT = "iso"
-    OPTIONS = frozenset({"node", "storage", "token_name", "poll_interval"})
-    VM_OPTIONS = frozenset({"vmid"})
 
     @classmethod
     def check_options(cls, connection) -> None:

@@ -93,8 +93,6 @@ class QemuDriver(Driver):
     NAME = "qemu"
     SUMMARY = "QEMU started by vmtailor, driven over QMP (VMs given as `qemu:` arguments)"
     CONFIG_FORMAT = "iso"
-    OPTIONS = frozenset({"binary", "run_dir"})
-    VM_OPTIONS = frozenset({"qemu"})
     HAS_EVENTS = True
     HAS_SERIAL_LOG = True
     REBOOT_STOPS = True

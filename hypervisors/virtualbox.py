@@ -69,7 +69,6 @@ class VirtualBoxDriver(Driver):
     NAME = "virtualbox"
     SUMMARY = "VirtualBox via VBoxManage on this host (no uri)"
     CONFIG_FORMAT = "iso"
-    OPTIONS = frozenset({"vboxmanage", "poll_interval"})
     HAS_SERIAL_LOG = True
 
     def connect(self) -> None:

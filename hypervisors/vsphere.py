@@ -66,7 +66,6 @@ class VSphereDriver(Driver):
     NAME = "vsphere"
     SUMMARY = "VMware vSphere / ESXi via pyVmomi (uri: https://vcenter-or-esxi)"
     CONFIG_FORMAT = "iso"
-    OPTIONS = frozenset({"datastore", "folder"})
     HAS_EVENTS = True
     HAS_SERIAL_LOG = True
 

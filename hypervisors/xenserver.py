@@ -46,7 +46,6 @@ class XenServerDriver(Driver):
     NAME = "xenserver"
     SUMMARY = "XenServer / XCP-ng via XenAPI (uri: https://pool-master)"
     CONFIG_FORMAT = "iso"
-    OPTIONS = frozenset({"sr"})
     HAS_EVENTS = True
 
     def connect(self) -> None:

@@ -63,6 +63,7 @@ class Options:
     force: bool = False
     dry_run: bool = False
     diff: bool = False
+    fold_diff: bool = False  # skel copies and first-boot helpers one line each
 
 
 # Events a worker reports: ("launch", clones in it, seconds it took) or ("done", Outcome)
@@ -84,7 +85,8 @@ def customize(app: Appliance, job: Job, opts: Options) -> Outcome:
                 out.status, out.reason = "skipped", "already applied (same config)"
             else:
                 result = engine.apply(job.clone.config, guest.root, dry_run=opts.dry_run,
-                                      diff=opts.diff, sources=job.sources)  # fmt: skip
+                                      diff=opts.diff, fold_diff=opts.fold_diff,
+                                      sources=job.sources)  # fmt: skip
                 out.status, out.changes = "ok", len(result.changes)
                 out.warnings += result.warnings
                 out.diff = result.diff

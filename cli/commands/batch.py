@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from .. import output
 from ..output import add_json_flag, emit_json
+from ..progress import BatchProgress
+from .apply import add_diff_arguments
 from .vars import add_sources_argument
 
 NAME = "batch"
@@ -44,37 +45,9 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true", help="customize clones already done, again")
     p.add_argument("--dry-run", action="store_true",
                    help="plan every clone, write nothing (images are opened read-only)")  # fmt: skip
-    p.add_argument("--diff", action="store_true", help="with --dry-run: each clone's diff")
+    add_diff_arguments(p)
     add_sources_argument(p)
     add_json_flag(p)
-
-
-class _Progress:
-    """One line on a terminal, rewritten as clones finish; nothing when not a terminal."""
-
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.done, self.stream = total, 0, stream
-        self.tty = stream.isatty()
-        self.started = time.monotonic()
-
-    def __call__(self, event: tuple) -> None:
-        if not self.tty:
-            return
-        if event[0] == "launch":
-            line = f"appliance up for {event[1]} clone(s) in {event[2]:.0f}s"
-        else:
-            self.done += 1
-            o = event[1]
-            line = f"{o.clone}: {o.status}" + (f" ({o.changes} changes)" if o.changes else "")
-        elapsed = time.monotonic() - self.started
-        bar = "#" * (20 * self.done // max(self.total, 1))
-        self.stream.write(f"\r\033[K[{bar:20}] {self.done}/{self.total} {elapsed:4.0f}s  {line}")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
 
 
 def table(outcomes) -> str:
@@ -94,8 +67,9 @@ def run(args) -> int:
     if args.jobs < 1:
         raise VmtailorError("--jobs must be at least 1")
     inventory = load_inventory(args.inventory, args.sources)
-    progress = _Progress(len(inventory.clones))
-    opts = Options(force=args.force, dry_run=args.dry_run, diff=args.diff)
+    progress = BatchProgress(len(inventory.clones))
+    opts = Options(force=args.force, dry_run=args.dry_run, diff=bool(args.diff),
+                   fold_diff=args.diff == "folded")  # fmt: skip
     try:
         result = run_batch(inventory, opts, jobs=args.jobs, progress=progress)
     finally:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 from .. import output
 from ..hypervisors import DRIVERS
+from ..hypervisors.keys import driver_help
 from ..output import add_json_flag, emit_json
+from ..progress import DeployProgress
 from .vars import add_sources_argument
 
 NAME = "deploy"
@@ -35,19 +39,30 @@ Interrupted (Ctrl-C, crash, timeout)? `vmtailor deploy INVENTORY --restore` puts
 VM's media and boot order back; running the deploy again resumes it (VMs already done
 are skipped unless --force).
 
-drivers:
+drivers (`--help-driver NAME`: its keys and an example inventory):
 {drivers}
 
 examples:
   vmtailor deploy site.yaml --jobs 4
-  vmtailor deploy site.yaml --restore"""
+  vmtailor deploy site.yaml --restore
+  vmtailor deploy --help-driver vsphere"""
 
 
 DESCRIPTION = _description()
 
 
+class _HelpDriver(argparse.Action):
+    """Like --help: prints and exits before the positional INVENTORY is asked for."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(driver_help(DRIVERS[values]))
+        parser.exit()
+
+
 def add_arguments(p) -> None:
     p.add_argument("inventory", metavar="INVENTORY", help="the YAML inventory")
+    p.add_argument("--help-driver", action=_HelpDriver, choices=list(DRIVERS), metavar="NAME",
+                   help="show a driver's inventory keys and an example, and exit")  # fmt: skip
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="VMs at a time (1)")
     p.add_argument("--restore", action="store_true",
                    help="only put back what an interrupted deploy changed")  # fmt: skip
@@ -90,12 +105,13 @@ def run(args) -> int:
     inventory = load_inventory(args.inventory, render=not args.restore,
                                sources=args.sources)  # fmt: skip
     if args.restore:
-        outcomes = deploy.restore(inventory)
+        outcomes = deploy.restore(inventory, progress=DeployProgress())
         bad = {"failed"}
     else:
         opts = flow.Options(timeout=args.timeout, shutdown=args.shutdown, grace=args.grace,
                             shutdown_timeout=args.shutdown_timeout, power_on=args.power_on)  # fmt: skip
-        outcomes = deploy.deploy(inventory, opts, jobs=args.jobs, force=args.force)
+        outcomes = deploy.deploy(inventory, opts, jobs=args.jobs, force=args.force,
+                                 progress=DeployProgress())  # fmt: skip
         bad = {"failed"}
     failed = sum(o.status in bad for o in outcomes)
     if args.json:

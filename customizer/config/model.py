@@ -20,8 +20,21 @@ HOSTNAME_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 DNS_NAME = rf"{HOSTNAME_LABEL}(\.{HOSTNAME_LABEL})*"
 USER_NAME = r"[a-z_][a-z0-9_.-]{0,30}\$?"
 # crypt(3) hashes: $id$[rounds=N$]salt$hash (md5, sha256, sha512, yescrypt, bcrypt), or a
-# lock marker ("!", "*", "!!") when the account has no password.
-PASSWORD_HASH = r"\$(1|5|6|y|gy|2[abxy]|7)\$[^\s:]+|!|!!|\*"
+# lock marker ("!", "*", "!!") when the account has no password. The schema's pattern is
+# the loose form; _crypt_hash checks each method's exact shape (CRYPT_SHAPES).
+PASSWORD_HASH = r"\$(1|5|6|y|gy|2[aby]|7)\$[^\s:]+|!|!!|\*"
+_B64 = "[./0-9A-Za-z]"
+# What libxcrypt (every current distribution's libcrypt) accepts, per method: a hash of
+# another shape makes the guest's login fail for that user, silently, at the next login.
+CRYPT_SHAPES = {
+    "1": ("MD5", rf"\$1\${_B64}{{0,8}}\${_B64}{{22}}"),
+    "5": ("SHA-256", rf"\$5\$(rounds=[0-9]{{1,9}}\$)?{_B64}{{0,16}}\${_B64}{{43}}"),
+    "6": ("SHA-512", rf"\$6\$(rounds=[0-9]{{1,9}}\$)?{_B64}{{0,16}}\${_B64}{{86}}"),
+    "y": ("yescrypt", rf"\$y\${_B64}{{3,}}\${_B64}{{1,86}}\${_B64}{{43}}"),
+    "gy": ("gost-yescrypt", rf"\$gy\${_B64}{{3,}}\${_B64}{{1,86}}\${_B64}{{43}}"),
+    "7": ("scrypt", rf"\$7\${_B64}{{11,}}\${_B64}{{43}}"),
+    "2b": ("bcrypt", rf"\$2[aby]\$[0-3][0-9]\${_B64}{{53}}"),
+}
 SSH_KEY = r"((sk-)?(ssh|ecdsa)-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( .*)?"
 # uid_t/gid_t are 32 bits and (uid_t)-1 means "no change" to chown(2)
 MAX_ID = 2**32 - 2
@@ -42,6 +55,14 @@ def _crypt_hash(value: str) -> str | None:
     # the value is a secret (or, typed here by mistake, a plain password): never shown
     if not re.fullmatch(PASSWORD_HASH, value):
         return "not a crypt(3) hash (expected $id$salt$hash, or ! to lock; value not shown)"
+    if value.startswith("$"):
+        ident = value.split("$")[1]
+        name, shape = CRYPT_SHAPES["2b" if ident.startswith("2") else ident]
+        if not re.fullmatch(shape, value):
+            return (
+                f"not a well-formed {name} crypt(3) hash (${ident}$…: wrong salt, cost or "
+                "hash length; value not shown) — make one with `vmtailor hash-password`"
+            )
     return None
 
 

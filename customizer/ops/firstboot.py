@@ -156,14 +156,18 @@ def plan(ctx: Context) -> None:
             hint="scripts that needed it: " + ", ".join(s.name for s in scripts),
         )
     p = ctx.plan
-    # scripts may carry secrets (registration tokens): only root may read them
-    p.mkdir(SCRIPTS, mode=0o700)
-    p.mkdir(DONE, mode=0o700)
+    # vmtailor's own machinery (folders, runner, boot hook) is one "helper" group, shown
+    # as one line by `apply --diff`; the scripts themselves are the config's and shown
+    with p.group("helper"):
+        # scripts may carry secrets (registration tokens): only root may read them
+        p.mkdir(SCRIPTS, mode=0o700)
+        p.mkdir(DONE, mode=0o700)
     for script in scripts:
         install_script(p, script)
-    p.write(RUNNER, render_runner(hook.removal(ctx)), mode=0o755, uid=0, gid=0)
-    # the hook goes in last: a run cut off part-way never leaves a hook without a runner
-    hook.install(ctx)
+    with p.group("helper"):
+        p.write(RUNNER, render_runner(hook.removal(ctx)), mode=0o755, uid=0, gid=0)
+        # the hook goes in last: a run cut off part-way never leaves a hook without a runner
+        hook.install(ctx)
 
 
 def _scripts(ctx: Context) -> list[FirstbootScript]:

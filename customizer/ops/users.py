@@ -294,11 +294,13 @@ def ensure_home(plan: Plan, d: Defaults, home: str, uid: int, gid: int, need: bo
             raise PlanError(f"home {home} is a {st.kind} in the guest, not a directory")
         if plan.resolve(home) in plan.unfinished and plan.is_dir(d.skel):
             # an earlier run made this home and was cut off while filling it
-            copy_tree(plan, plan.resolve(d.skel), plan.resolve(home), uid, gid, missing=True)
+            with plan.group("skel"):
+                copy_tree(plan, plan.resolve(d.skel), plan.resolve(home), uid, gid, missing=True)
         return
     plan.mkdir(home, d.home_mode, uid, gid)
     if plan.is_dir(d.skel):
-        copy_tree(plan, plan.resolve(d.skel), home, uid, gid)
+        with plan.group("skel"):
+            copy_tree(plan, plan.resolve(d.skel), home, uid, gid)
 
 
 def copy_tree(plan: Plan, src: str, dst: str, uid: int, gid: int, missing: bool = False) -> None:

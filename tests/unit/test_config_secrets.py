@@ -8,17 +8,17 @@ import os
 import stat
 from pathlib import Path
 
+import crypt_r
 import pytest
 
 from tests.conftest import small_guest, vmtailor
 from vmtailor.builder.media import write_media
 from vmtailor.customizer import config, engine
 from vmtailor.customizer.config import ConfigError
-from vmtailor.customizer.crypt import sha512_crypt
 from vmtailor.customizer.localroot import LocalRoot
 
 SECRET = "Hunter2-Correct-Horse"
-HASH = sha512_crypt(SECRET, "saltsaltsaltsalt")
+HASH = crypt_r.crypt(SECRET, "$6$saltsaltsaltsalt")
 PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAABG5vbmU -----END OPENSSH PRIVATE KEY-----"  # noqa: E501
 
 

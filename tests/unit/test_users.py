@@ -7,19 +7,19 @@ import os
 import stat
 from pathlib import Path
 
+import crypt_r
 import pytest
 
 from tests.conftest import tree_digest
 from vmtailor.customizer import accounts, config, engine
-from vmtailor.customizer.crypt import sha512_crypt
 from vmtailor.customizer.errors import PlanError
 from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.plan import Plan
 
 EPOCH = 1_700_000_000
 TODAY = str(EPOCH // 86400)  # 19675
-OLD_HASH = sha512_crypt("old password", "oldsaltoldsalt12")
-NEW_HASH = sha512_crypt("new password", "newsaltnewsalt12")
+OLD_HASH = crypt_r.crypt("old password", "$6$oldsaltoldsalt12")
+NEW_HASH = crypt_r.crypt("new password", "$6$newsaltnewsalt12")
 KEY1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey1 ops@laptop"
 KEY2 = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQKey2 ops@desk"
 OLD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOld debian@old"
