@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 # Debian packages: the venv's interpreter and the tools the tests drive for real.
 APT_PACKAGES := python3-venv python3-pip python3-yaml openssl shellcheck busybox-static \
 	netplan.io python3-gi gir1.2-nm-1.0 ifupdown \
-	golang-go golang-github-vmware-govmomi-dev gcc python3-dev libxml2-dev \
+	golang-go golang-github-vmware-govmomi-dev gcc python3-dev libxml2-dev libcrypt-dev \
 	libvirt-daemon-system libvirt-daemon-driver-qemu python3-libvirt qemu-system-x86 qemu-utils \
 	genisoimage isolinux syslinux-common linux-image-amd64 cpio \
 	kmod lvm2 grub-efi-amd64-bin mtools dosfstools ovmf zstd lz4 \
