@@ -115,7 +115,7 @@ class ImageError(GuestError):
     appliance (libguestfs) failed to open it."""
 
 
-def _image_error_kinds() -> tuple[type[BaseException], ...]:
+def _image_error_kinds() -> tuple[type[VmtailorError], ...]:
     # offline/ pulls in the appliance code; only a caller of open_disks needs it loaded
     from .offline.appliance import ApplianceError
     from .offline.images import ImageError as _ImageError
@@ -176,7 +176,7 @@ class Config:
 
 def load_config(
     path: PathLike,
-    vars: Mapping[str, Any] | None = None,  # noqa: A002 — the name the CLI's --var mirrors
+    vars: Mapping[str, Any] | None = None,  # named as the CLI's --var, though a builtin
     *,
     sources: PathLike | None = None,
 ) -> Config:
@@ -242,7 +242,9 @@ def _opened(*, root: str | None = None, disks: list[str] | None = None,
         raise _wrap(exc) from exc
 
 
-def open_root(path: PathLike, *, readonly: bool = False) -> contextlib.AbstractContextManager[Guest]:
+def open_root(
+    path: PathLike, *, readonly: bool = False
+) -> contextlib.AbstractContextManager[Guest]:
     """A guest whose root filesystem is mounted at `path` (with its /boot, /var … beneath
     it), like `--root DIR`. `readonly`: only inspect and dry runs, and other readers are
     let in meanwhile. Raises GuestError (LockedError when another run holds it)."""

@@ -18,7 +18,7 @@ FAMILIES: tuple[type[Family], ...] = (Ubuntu, Debian, Fedora, RHEL, SUSE, Arch, 
 
 def by_os_id(os_id: str) -> Family | None:
     for cls in FAMILIES:
-        if os_id in cls.ids or os_id.startswith("opensuse") and cls is SUSE:
+        if os_id in cls.ids or (os_id.startswith("opensuse") and cls is SUSE):
             return cls()
     return None
 

@@ -19,7 +19,7 @@ from vmtailor.customizer.localroot import LocalRoot
 
 SECRET = "Hunter2-Correct-Horse"
 HASH = sha512_crypt(SECRET, "saltsaltsaltsalt")
-PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAABG5vbmU -----END OPENSSH PRIVATE KEY-----"  # noqa: E501
+PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAABG5vbmU -----END OPENSSH PRIVATE KEY-----"
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAABG5vbmU -
             {"ssh_authorized_keys": [PRIVATE]},
             "error at users[0].ssh_authorized_keys[0]: line 3: "
             "this is a private key (value not shown)",
-        ),  # fmt: skip
+        ),
         ({"ssh_authorized_keys": [SECRET]}, "not an ssh public key"),
     ],
 )
