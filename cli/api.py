@@ -123,8 +123,10 @@ def _image_error_kinds() -> tuple[type[VmtailorError], ...]:
     return (_ImageError, ApplianceError)
 
 
-def _wrap(exc: VmtailorError) -> Error:
-    """An internal error as the API's own kind, with the same one-line text."""
+def _wrap(exc: VmtailorError, default: type[Error]) -> Error:
+    """An internal error as the API's own kind, with the same one-line text; `default`
+    for one no more particular kind covers (what the caller was doing says what it is
+    about: a config file that cannot be read is a ConfigError, a guest's a GuestError)."""
     # the message without the hint appended, on one line as the command line prints it
     message = " ".join(str(exc.args[0] if exc.args else type(exc).__name__).split())
     if isinstance(exc, _ConfigError):
@@ -132,7 +134,7 @@ def _wrap(exc: VmtailorError) -> Error:
         if exc.hint:
             text = text.removesuffix(f" — {exc.hint}")
         return ConfigError(
-            text,
+            " ".join(text.split()),
             exc.hint,
             key_path=format_path(exc.path) if exc.path else None,
             line=exc.line,
@@ -142,19 +144,17 @@ def _wrap(exc: VmtailorError) -> Error:
         return LockedError(message, exc.hint)
     if isinstance(exc, _image_error_kinds()):
         return ImageError(message, exc.hint)
-    if isinstance(exc, PlanError):
-        return GuestError(message, exc.hint)
-    # RootError, JournalError, DetectError, StorageError, CommandError: all about the guest
-    # or what vmtailor ran on it
-    return GuestError(message, exc.hint)
+    # PlanError, RootError, JournalError, DetectError, StorageError, CommandError, and
+    # VmtailorError itself (a file that cannot be read, …)
+    return default(message, exc.hint)
 
 
 @contextlib.contextmanager
-def _translated() -> Iterator[None]:
+def _translated(default: type[Error] = GuestError) -> Iterator[None]:
     try:
         yield
     except VmtailorError as exc:
-        raise _wrap(exc) from exc
+        raise _wrap(exc, default) from exc
 
 
 # -- config ------------------------------------------------------------------------------
@@ -187,13 +187,17 @@ def load_config(
     variable — never left in place for apply to write. `sources`: the folder `source:`
     files are read from (default: the config's own folder).
 
-    Raises ConfigError for a bad config, Error when the file cannot be read."""
-    with _translated():
-        loaded = configfile.load_config(
-            os.fspath(path),
-            dict(vars or {}),  # {}, not None: None would leave templates unrendered
-            os.fspath(sources) if sources is not None else None,
-        )
+    Raises ConfigError for a config that is wrong or cannot be read (`source`: the file)."""
+    try:
+        with _translated(ConfigError):
+            loaded = configfile.load_config(
+                os.fspath(path),
+                dict(vars or {}),  # {}, not None: None would leave templates unrendered
+                os.fspath(sources) if sources is not None else None,
+            )
+    except ConfigError as exc:
+        exc.source = exc.source or os.fspath(path)
+        raise
     return Config(loaded.path, configmod.digest(loaded.config), loaded)
 
 
@@ -239,7 +243,7 @@ def _opened(*, root: str | None = None, disks: list[str] | None = None,
             finally:
                 guest._target = None  # the lock and the appliance are gone with the block
     except VmtailorError as exc:
-        raise _wrap(exc) from exc
+        raise _wrap(exc, GuestError) from exc
 
 
 def open_root(

@@ -63,9 +63,10 @@ def test_bad_config_reports_through_the_api_hierarchy(tmp_path):
         api.load_config(_config(tmp_path, "hostname: web01\nusers: 3\n"))
     assert err.value.key_path == "users" and err.value.line == 2
     assert err.value.to_dict()["type"] == "ConfigError"
-    with pytest.raises(api.Error) as missing:
+    with pytest.raises(api.ConfigError) as missing:
         api.load_config(tmp_path / "nope.yaml")
     assert "cannot read config" in str(missing.value)
+    assert missing.value.source == str(tmp_path / "nope.yaml") and missing.value.key_path is None
     # a caller never needs vmtailor's internal error classes
     assert type(missing.value).__module__ == "vmtailor.api"
 
