@@ -112,3 +112,14 @@ def test_guest_errors_are_api_errors(tmp_path, site):
     (empty / "etc").mkdir(parents=True)
     with api.open_root(empty) as guest, pytest.raises(api.GuestError, match="no Linux guest"):
         api.inspect(guest)
+
+
+def test_a_change_the_guest_refuses_is_a_guest_error_and_changes_nothing(site):
+    config = api.load_config(_config(site, "hostname: web01\nfiles:\n"
+                                           "  - {path: /etc/nope/x, replace: {pattern: a, with: b}}\n"))  # fmt: skip
+    before = tree_digest(site / "clone")
+    with api.open_root(site / "clone") as guest, pytest.raises(api.GuestError) as err:
+        api.apply(config, guest)
+    assert str(err.value) == "files[0] (/etc/nope/x): /etc/nope/x does not exist in the guest"
+    assert err.value.to_dict()["type"] == "GuestError"
+    assert tree_digest(site / "clone") == before
