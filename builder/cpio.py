@@ -38,9 +38,7 @@ def entries(top: str) -> list[str]:
 def write(top: str, out: BinaryIO, mtime: int) -> None:
     """Archive the tree at `top` (owned by root, every mtime `mtime`, inodes numbered in
     order); symlinks are stored as links, hard links as separate files."""
-    ino = 0
-    for rel in entries(top):
-        ino += 1
+    for ino, rel in enumerate(entries(top), start=1):
         path = os.path.join(top, rel)
         st = os.lstat(path)
         mode = stat.S_IFMT(st.st_mode) | stat.S_IMODE(st.st_mode)

@@ -201,5 +201,5 @@ def _portable(origin: str) -> str:
     the same inputs give the same ISO from any checkout (the build cache is shared)."""
     if origin.startswith(SOURCE_ROOT + os.sep):
         return "vmtailor:" + origin[len(SOURCE_ROOT) + 1 :]
-    head, sep, tail = origin.partition("/site-packages/")
+    _head, sep, tail = origin.partition("/site-packages/")
     return f"site-packages/{tail}" if sep else origin

@@ -69,7 +69,7 @@ def package_dir(name: str) -> str:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise VmtailorError(f"Python package {name} is not installed in the build environment")
-    return list(spec.submodule_search_locations)[0]
+    return next(iter(spec.submodule_search_locations))
 
 
 # Host-side parts of the shipped packages: they import what the initrd has not (jinja2's

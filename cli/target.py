@@ -1,19 +1,27 @@
 """Which guest a command works on: --root DIR (a mounted guest tree) or --disk IMG… (one
-guest's disk images, in its disk order, opened in a libguestfs appliance)."""
+guest's disk images, in its disk order, opened in a libguestfs appliance).
+
+open_guest() is the one way to open either; the CLI (open_target) and the Python API
+(vmtailor.api.open_root / open_disks) both go through it, so that the lock, the image
+checks and the appliance's life are the same whichever asked."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .customizer import lock
 from .customizer.localroot import LocalRoot
 from .customizer.root import Root
 from .output import warn
 
+if TYPE_CHECKING:
+    from .offline.appliance import OpenGuest
 
-def add_target_arguments(parser) -> None:
+
+def add_target_arguments(parser: Any) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument(
         "--root",
@@ -30,34 +38,36 @@ def add_target_arguments(parser) -> None:
     )
 
 
-def open_root(args) -> Root:
-    return LocalRoot(args.root)
-
-
 @dataclass
 class Target:
     root: Root
     where: str  # how to name it again on a command line: --root DIR / --disk IMG…
-    guest: object | None = None  # offline.appliance.OpenGuest with --disk
+    guest: OpenGuest | None = None  # with --disk: how the images were found and mounted
+    readonly: bool = False
+    warnings: list[str] = field(default_factory=list)  # for the caller to show
 
 
 @contextlib.contextmanager
-def open_target(args, *, readonly: bool = False) -> Iterator[Target]:
-    """The guest's Root for the length of the block, locked against other vmtailor runs:
-    exclusively, or shared when `readonly` (see customizer/lock.py). With --disk the
-    images are checked (refused when in use by a running VM or, unless `readonly`, not
-    writable), one appliance is launched, and the guest is unmounted and the appliance
-    shut down after."""
-    if not getattr(args, "disk", None):
-        root = open_root(args)
-        with lock.hold([root.top], root.top, shared=readonly):
-            yield Target(root, f"--root {args.root}")
+def open_guest(
+    *, root: str | None = None, disks: Sequence[str] | None = None, readonly: bool = False
+) -> Iterator[Target]:
+    """The guest's Root for the length of the block — a directory `root`, or the images
+    `disks` in the guest's disk order — locked against other vmtailor runs: exclusively,
+    or shared when `readonly` (see customizer/lock.py). Images are checked (refused when
+    in use by a running VM or, unless `readonly`, not writable), one appliance is
+    launched, and the guest is unmounted and the appliance shut down after."""
+    if not disks:
+        if root is None:
+            raise ValueError("open_guest: give a root directory or disk images")
+        tree = LocalRoot(root)
+        with lock.hold([tree.top], tree.top, shared=readonly):
+            yield Target(tree, f"--root {root}", readonly=readonly)
         return
     from .offline import images
     from .offline.appliance import Appliance, Drive, GuestSpec
 
-    found = [images.info(path) for path in args.disk]
-    with lock.hold([i.path for i in found], " ".join(args.disk), shared=readonly):
+    found = [images.info(path) for path in disks]
+    with lock.hold([i.path for i in found], " ".join(disks), shared=readonly):
         drives = []
         for image in found:
             if readonly:
@@ -68,6 +78,14 @@ def open_target(args, *, readonly: bool = False) -> Iterator[Target]:
             drives.append(Drive(image.path, image.format))
         spec = GuestSpec("guest", tuple(drives))
         with Appliance([spec], readonly=readonly) as app, app.open("guest") as guest:
-            for message in guest.warnings:
-                warn(message)
-            yield Target(guest.root, "--disk " + " ".join(args.disk), guest)
+            where = "--disk " + " ".join(disks)
+            yield Target(guest.root, where, guest, readonly, list(guest.warnings))
+
+
+@contextlib.contextmanager
+def open_target(args: Any, *, readonly: bool = False) -> Iterator[Target]:
+    """open_guest() for a command's --root / --disk, its warnings shown on stderr."""
+    with open_guest(root=args.root, disks=args.disk, readonly=readonly) as target:
+        for message in target.warnings:
+            warn(message)
+        yield target

@@ -136,12 +136,12 @@ class Driver(ABC):
     def check_options(cls, connection: Connection) -> None:
         """Validate driver-specific options before anything connects; raise DriverError.
         Called once per inventory, in the main thread."""
-        return None
+        return
 
     @classmethod
     def check_vm_settings(cls, settings: Mapping[str, Any]) -> None:
         """Validate one VM entry's driver-specific keys; raise DriverError."""
-        return None
+        return
 
     @abstractmethod
     def connect(self) -> None:
@@ -149,7 +149,7 @@ class Driver(ABC):
 
     def close(self) -> None:
         """Close the connection; never raises."""
-        return None
+        return
 
     def __enter__(self) -> Driver:
         self.connect()
@@ -223,4 +223,4 @@ class Driver(ABC):
     def discard(self, vm: VM, placed: Mapping[str, Any]) -> None:
         """Remove what upload() put on the hypervisor (`placed` is Media.to_dict()).
         Idempotent. Default: nothing was uploaded."""
-        return None
+        return

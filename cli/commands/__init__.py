@@ -4,9 +4,11 @@ from . import (
     apply,
     batch,
     build,
+    completion,
     deploy,
     hash_password,
     inspect,
+    man,
     media,
     ops,
     revert,
@@ -16,4 +18,5 @@ from . import (
 
 COMMANDS = [
     validate, inspect, apply, revert, hash_password, ops, schema, build, media, batch, deploy,
+    completion, man,
 ]  # fmt: skip

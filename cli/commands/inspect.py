@@ -1,9 +1,6 @@
 """vmtailor inspect (--root DIR | --disk IMG…)"""
 
-from ..customizer.detect import detect
-from ..customizer.errors import PlanError
-from ..customizer.journal import Journal
-from ..customizer.network.select import choose
+from ..api import Inspection, inspection_of
 from ..output import add_json_flag, emit_json
 from ..target import add_target_arguments, open_target
 
@@ -42,30 +39,15 @@ def _mount_rows(storage: dict) -> list[tuple[str, str]]:
 
 def run(args) -> int:
     with open_target(args, readonly=True) as target:
-        return _show(args, target.root, target.guest.plan_dict() if target.guest else None)
+        storage = target.guest.plan_dict() if target.guest else None
+        return _show(args, inspection_of(target.root, storage))
 
 
-def _show(args, root, storage: dict | None) -> int:
-    guest = detect(root)
-    journal = Journal(root).data
-    state = None
-    if journal:
-        state = {
-            "state": journal["state"],
-            "config_digest": journal.get("config_digest"),
-            "paths": len(journal["entries"]),
-        }
-    try:
-        name, why = choose(guest, None)
-        renderer = {"name": name, "why": why}
-    except PlanError as exc:
-        renderer = {"name": None, "why": str(exc)}
+def _show(args, found: Inspection) -> int:
     if args.json:
-        data = {**guest.to_dict(), "network_renderer": renderer, "vmtailor": state}
-        if storage is not None:
-            data["storage"] = storage
-        emit_json(data)
+        emit_json(found.to_dict())
         return 0
+    guest, state = found.os, found.vmtailor
     ev = guest.evidence
     stacks = (
         ", ".join(
@@ -78,7 +60,7 @@ def _show(args, root, storage: dict | None) -> int:
     rows = [
         (
             "os",
-            f"{guest.pretty_name}  [family {guest.family.name}, {guest.os_id} "
+            f"{guest.pretty_name}  [family {guest.family}, {guest.id} "
             f"{guest.version}]  ({ev.get('os', '')})",
         ),
         ("init", f"{guest.init}  ({ev.get('init', '')})"),
@@ -86,7 +68,9 @@ def _show(args, root, storage: dict | None) -> int:
         ("network", stacks),
         (
             "writes",
-            f"{renderer['name']} ({renderer['why']})" if renderer["name"] else renderer["why"],
+            f"{found.network_renderer} ({found.network_renderer_why})"
+            if found.network_renderer
+            else found.network_renderer_why,
         ),
         (
             "ssh keys",
@@ -102,8 +86,8 @@ def _show(args, root, storage: dict | None) -> int:
             f"{state['paths']} paths journaled)",
         ),
     ]
-    if storage is not None:
-        rows += _mount_rows(storage)
+    if found.storage is not None:
+        rows += _mount_rows(found.storage)
     for key, value in rows:
         print(f"{key + ':':10} {value}")
     return 0

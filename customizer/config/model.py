@@ -108,7 +108,7 @@ def _reset_items() -> list[str]:
 class User:
     """A user account to create or update."""
 
-    __rejected_keys__ = {
+    __rejected_keys__ = {  # noqa: RUF012 — read by the loader, never changed; not a field
         "password": PLAIN_PASSWORD,
         "plain_text_passwd": PLAIN_PASSWORD,
         "passwd": "use password_hash (vmtailor's name for cloud-init's passwd)",

@@ -22,11 +22,11 @@ BOND_MODES = (
 def _out_of_scope(what: str, keys: tuple[str, ...]) -> dict[str, str]:
     """Keys netplan knows that describe no VM guest's network: refused by name, so a
     user reads why (not 'unknown key') before anything is touched."""
-    return {
-        key: f"{what} are out of vmtailor's scope (a VM guest's network: ethernets, "
-        "bonds, bridges and VLANs)"
-        for key in keys
-    }
+    return dict.fromkeys(
+        keys,
+        f"{what} are out of vmtailor's scope (a VM guest's network: ethernets, "
+        "bonds, bridges and VLANs)",
+    )
 
 
 # netplan sections and per-NIC keys for hardware and overlays a VM guest doesn't have

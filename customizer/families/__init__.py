@@ -47,7 +47,7 @@ RELEASE_FILES: tuple[str, ...] = OS_RELEASE_FILES + tuple(
 
 def by_os_id(os_id: str) -> Family | None:
     for cls in FAMILIES:
-        if os_id in cls.ids or os_id.startswith("opensuse") and cls is SUSE:
+        if os_id in cls.ids or (os_id.startswith("opensuse") and cls is SUSE):
             return cls()
     return None
 

@@ -8,7 +8,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import guest_disks  # noqa: E402
+import guest_disks
 
 
 def main(argv: list[str]) -> int:

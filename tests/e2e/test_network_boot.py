@@ -28,7 +28,7 @@ NETWORK = {
                 "mode": "active-backup",
                 "primary": "nic1",
                 "mii-monitor-interval": 100,
-            },  # fmt: skip
+            },
         }
     },
     "vlans": {"vlan100": {"id": 100, "link": "bond0"}},

@@ -84,7 +84,7 @@ class FakeServer:
     """Subclasses register handlers with @route; each gets (request, **groups) and returns
     a Response or a JSON-able value. Every request is appended to `self.requests`."""
 
-    routes: list[tuple[str, re.Pattern, str]] = []
+    routes: list[tuple[str, re.Pattern, str]] = []  # noqa: RUF012 — each fake sets its own
 
     def __init__(self, tls_dir: Path | None = None):
         self.requests: list[Request] = []

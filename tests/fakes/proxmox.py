@@ -121,7 +121,7 @@ class FakeProxmox(FakeServer):
         for key in filter(None, changes.pop("delete", "").split(",")):
             vm["config"].pop(key, None)
         vm["config"].update(changes)
-        return None
+        return
 
     @route("POST", API + r"/nodes/(?P<node>[^/]+)/storage/(?P<storage>[^/]+)/upload")
     def upload(self, req, node, storage):
@@ -150,7 +150,7 @@ class FakeProxmox(FakeServer):
     def delete_content(self, req, node, storage, volid):
         if self.storage[storage].pop(volid, None) is None:
             raise HTTPError(500, f"volume '{volid}' does not exist")
-        return None
+        return
 
     @route("GET", API + r"/nodes/(?P<node>[^/]+)/tasks/(?P<upid>[^/]+)/status")
     def task_status(self, req, node, upid):

@@ -10,7 +10,7 @@ from pathlib import Path
 os.environ.setdefault("LIBGUESTFS_BACKEND", "direct")
 os.environ.setdefault("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
 
-import guestfs  # noqa: E402  (after the environment it reads)
+import guestfs
 
 
 def launch(scratch: Path, size_mb: int = 256):

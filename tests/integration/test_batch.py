@@ -78,7 +78,7 @@ def read_back(guests: list[tuple[str, list[Path], str]], path: str) -> dict[str,
         disks = iter(g.list_devices())
         out = {}
         for name, images, layout in guests:
-            first = [next(disks) for _ in images][0]
+            first = next(next(disks) for _ in images)
             device, options = ROOTS[layout]
             if layout == "lvm":
                 g.vg_activate_all(True)

@@ -24,7 +24,8 @@ from vmtailor.initrd.stages import customize as customize_stage
 from vmtailor.initrd.stages import disks as disks_stage
 from vmtailor.initrd.stages import mount as mount_stage
 
-HOST_HAS_VFAT = "vfat" in open("/proc/filesystems").read()
+with open("/proc/filesystems") as _f:
+    HOST_HAS_VFAT = "vfat" in _f.read()
 
 
 def by_device(devices):

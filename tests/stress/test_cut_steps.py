@@ -20,8 +20,8 @@ from vmtailor.customizer.localroot import LocalRoot
 from .killharness import copy_tree
 
 sys.path.insert(0, str(REPO / "scripts"))
-import fixture_roots  # noqa: E402
-import yaml  # noqa: E402
+import fixture_roots
+import yaml
 
 CONFIG = config.parse(yaml.safe_load((REPO / "tests/stress/config.yaml").read_text()))
 JOURNAL = ("var/lib/vmtailor",)

@@ -100,7 +100,7 @@ def test_a_2gb_passwd_is_refused_in_one_line_with_memory_to_spare(make_root, tmp
     st = os.lstat(passwd)
     config = _config(tmp_path, {"hostname": "web01", "users": [{"name": "ops"}]})
 
-    code, out, err, rss = vmtailor_measured("apply", config, "--root", str(top))
+    code, _out, err, rss = vmtailor_measured("apply", config, "--root", str(top))
 
     assert code != 0
     lines = err.strip().splitlines()

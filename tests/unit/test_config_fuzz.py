@@ -129,7 +129,7 @@ actions = st.one_of(
     st.fixed_dictionaries({"content": st.one_of(st.text(max_size=20), odd_text)}),
     st.fixed_dictionaries(
         {"source": st.sampled_from(["ok.txt", "link", "../outside/secret", "/etc/hostname", "."])}
-    ),  # fmt: skip
+    ),
     st.fixed_dictionaries({"append_line": st.one_of(st.text(max_size=10), odd_text)}),
     st.fixed_dictionaries({"symlink": st.sampled_from(["/", "../../outside", "/etc/hostname"])}),
     st.just({"delete": True}),

@@ -34,7 +34,7 @@ PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAABG5vbmU -
             {"ssh_authorized_keys": [PRIVATE]},
             "error at users[0].ssh_authorized_keys[0]: line 3: "
             "this is a private key (value not shown)",
-        ),  # fmt: skip
+        ),
         ({"ssh_authorized_keys": [SECRET]}, "not an ssh public key"),
     ],
 )

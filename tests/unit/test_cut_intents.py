@@ -17,7 +17,7 @@ from vmtailor.customizer import config, engine
 from vmtailor.customizer.localroot import LocalRoot
 
 sys.path.insert(0, str(REPO / "scripts"))
-import fixture_roots  # noqa: E402
+import fixture_roots
 
 JOURNAL = ("var/lib/vmtailor",)
 

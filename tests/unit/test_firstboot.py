@@ -19,7 +19,7 @@ from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.ops import firstboot
 
 sys.path.insert(0, str(REPO / "scripts"))
-import fixture_roots  # noqa: E402
+import fixture_roots
 
 FB = "usr/lib/vmtailor/firstboot"
 RUNNER = f"{FB}/run"

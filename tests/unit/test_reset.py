@@ -30,7 +30,7 @@ from vmtailor.customizer.ops.reset.machine_id import REFILL_SH
 from vmtailor.customizer.ops.reset.ssh_host_keys import REGENERATE_SH
 
 sys.path.insert(0, str(REPO / "scripts"))
-import fixture_roots  # noqa: E402
+import fixture_roots
 
 MACHINE_ID = "0123456789abcdef0123456789abcdef\n"
 KEYS = [

@@ -205,7 +205,7 @@ def keyfile(dev: Device, state: NetworkState) -> str:
     chunks = [HEADER]
     for name, items in sections:
         lines = [f"{k}={_value(v)}" for k, v in items if v is not None]
-        if lines or name == "ethernet" and dev.kind == "ethernet":  # as NM writes it
+        if lines or (name == "ethernet" and dev.kind == "ethernet"):  # as NM writes it
             chunks.append("\n".join([f"[{name}]", *lines]) + "\n")
     return "\n".join(chunks)
 

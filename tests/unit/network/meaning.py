@@ -411,7 +411,7 @@ def _nm_route(value: str, options: str) -> Route:
         metric=_int(metric),
         on_link=_bool(opts.get("onlink", "false")),
         table=_int(opts.get("table")),
-        scope={"0": "global", "253": "link", "254": "host"}.get(opts.get("scope", ""), None),
+        scope={"0": "global", "253": "link", "254": "host"}.get(opts.get("scope", "")),
         type=opts.get("type"),
         mtu=_int(opts.get("mtu")),
         source=opts.get("src"),

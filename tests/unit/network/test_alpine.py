@@ -70,7 +70,7 @@ def test_bond_and_vlan_topology():
     ifaces = stanzas("bond")
     for nic, mac in (("nic1", MAC2), ("nic2", MAC3)):
         assert ifaces[nic] == [("inet", "manual", {"pre-up": [f"nameif {nic} {mac}"]})]
-    [(_, method, opts)] = ifaces["bond0"]
+    [(_, _method, opts)] = ifaces["bond0"]
     assert opts["use"] == ["bond"] and opts["bond-members"] == ["nic1 nic2"]
     assert opts["bond-mode"] == ["active-backup"] and opts["bond-miimon"] == ["100"]
     assert opts["bond-primary"] == ["nic1"] and opts["address"] == ["192.0.2.10/24"]

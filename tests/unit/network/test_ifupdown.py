@@ -103,11 +103,11 @@ def test_two_nics_route_stays_on_its_nic():
 def test_bond_topology():
     ifaces = stanzas("bond")
     for nic, mac in (("nic1", MAC2), ("nic2", MAC3)):
-        [(family, method, opts)] = ifaces[nic]
+        [(_, method, opts)] = ifaces[nic]
         assert (method, opts["bond-master"]) == ("manual", ["bond0"])
         assert "address" not in opts
         assert f'"{mac}", NAME="{nic}"' in render("bond")[RULES]
-    [(family, method, opts)] = ifaces["bond0"]
+    [(_family, method, opts)] = ifaces["bond0"]
     assert opts["bond-slaves"] == ["none"]  # the members name their master (hotplug-safe)
     assert opts["bond-mode"] == ["active-backup"] and opts["bond-miimon"] == ["100"]
     assert opts["bond-primary"] == ["nic1"] and opts["address"] == ["192.0.2.10/24"]
@@ -116,7 +116,7 @@ def test_bond_topology():
 def test_vlan_topology():
     ifaces = stanzas("vlan")
     assert [(f, m) for f, m, _ in ifaces["trunk"]] == [("inet", "dhcp")]
-    [(family, method, opts)] = ifaces["vlan10"]
+    [(_family, _method, opts)] = ifaces["vlan10"]
     assert opts["vlan-raw-device"] == ["trunk"]
     assert opts["pre-up"] == [
         "[ -d /sys/class/net/vlan10 ] || ip link add link trunk name vlan10 type vlan id 10"
