@@ -133,9 +133,7 @@ vms:
             "pip install 'vmtailor[ovirt]'",
             "the engine's API (https://engine.example.com/ovirt-engine/api)",
             keys=(
-                Key(
-                    "storage_domain", "the data domain the media are uploaded to", required=True
-                ),  # fmt: skip
+                Key("storage_domain", "the data domain the media are uploaded to", required=True),
                 Key("ca_file", "the engine's CA certificate (relative: to the inventory)"),
                 _POLL,
             ),
@@ -156,7 +154,7 @@ vms:
                     "share_remote",
                     "the same share as the Hyper-V host sees it (\\\\fileserver\\vmtailor)",
                     required=True,
-                ),  # fmt: skip
+                ),
                 Key("transport", "WinRM transport: ntlm (default), kerberos, credssp…"),
                 _POLL,
             ),

@@ -25,9 +25,7 @@ COMMON_KEYS = (
     Key("uri", "the hypervisor's address (what it means is the driver's)"),
     Key("username", "the login name"),
     Key("password_env", "an environment variable holding the password"),
-    Key(
-        "credentials_file", "a YAML file with username and password (relative: to the inventory)"
-    ),  # fmt: skip
+    Key("credentials_file", "a YAML file with username and password (relative: to the inventory)"),
     Key("verify_tls", "check the hypervisor's TLS certificate (true)"),
 )
 VM_COMMON_KEYS = (

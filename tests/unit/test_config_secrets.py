@@ -19,7 +19,7 @@ from vmtailor.customizer.localroot import LocalRoot
 
 SECRET = "Hunter2-Correct-Horse"
 HASH = crypt_r.crypt(SECRET, "$6$saltsaltsaltsalt")
-PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAABG5vbmU -----END OPENSSH PRIVATE KEY-----"  # noqa: E501
+PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAABG5vbmU -----END OPENSSH PRIVATE KEY-----"
 
 
 @pytest.mark.parametrize(

@@ -76,9 +76,10 @@ def copy(path, tmp_path):
 
 def test_every_filesystem_probing_looks_inside_has_a_record():
     # the set probing has always mounted, now the records' (devices re-exports it)
-    assert devices.LINUX_FILESYSTEMS == {
+    probed = {
         "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "jfs", "reiserfs", "nilfs2", "bcachefs",
     }  # fmt: skip
+    assert probed == devices.LINUX_FILESYSTEMS
     for name in devices.LINUX_FILESYSTEMS:
         fs = filesystems.record(name)
         assert fs is not None and fs.name == name and fs.linux
