@@ -11,7 +11,8 @@ from typing import Any
 
 from .customizer import config as configmod
 from .customizer.config import Config, ConfigError, Deferred
-from .customizer.errors import PlanError, VmtailorError
+from .customizer.config.errors import Collector
+from .customizer.errors import PlanError, UsageError, VmtailorError
 from .yamlload import load_yaml
 
 MAX_YAML_BYTES = 4 << 20  # a config, vars file or inventory; real ones are a few KB
@@ -30,11 +31,11 @@ def read_yaml_file(path: str, what: str = "config") -> tuple[Any, Any]:
         with open(path, encoding="utf-8") as f:
             text = f.read(MAX_YAML_BYTES + 1)
         if len(text) > MAX_YAML_BYTES:
-            raise VmtailorError(f"{what} {path} is larger than {MAX_YAML_BYTES >> 20} MiB")
+            raise UsageError(f"{what} {path} is larger than {MAX_YAML_BYTES >> 20} MiB")
     except OSError as exc:
-        raise VmtailorError(f"cannot read {what} {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise VmtailorError(f"cannot read {what} {path}: not UTF-8 text") from None
+        raise UsageError(f"cannot read {what} {path}: not UTF-8 text") from None
     try:
         return load_yaml(text)
     except ConfigError as exc:
@@ -50,12 +51,12 @@ def parse_vars(pairs: list[str] | None, files: list[str] | None) -> dict[str, An
     for path in files or []:
         data, _ = read_yaml_file(path, "vars file")
         if not isinstance(data, dict):
-            raise VmtailorError(f"{path}: a vars file must be a mapping of NAME: VALUE")
+            raise UsageError(f"{path}: a vars file must be a mapping of NAME: VALUE")
         out.update(data)
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name.isidentifier():
-            raise VmtailorError(f"--var {pair!r}: expected NAME=VALUE")
+            raise UsageError(f"--var {pair!r}: expected NAME=VALUE")
         out[name] = value
     return out
 
@@ -70,7 +71,7 @@ class SourceDir:
     def __init__(self, base: str):
         self.base = os.path.realpath(base)
         if not os.path.isdir(self.base):
-            raise VmtailorError(f"sources folder {base}: not a folder")
+            raise UsageError(f"sources folder {base}: not a folder")
 
     def resolve(self, name: str) -> tuple[str, os.stat_result]:
         """The real path of `name` and its stat; VmtailorError saying why not."""
@@ -123,13 +124,15 @@ def source_reader(base: str) -> Callable[[str], bytes]:
 def check_sources(config: Config, sources: SourceDir) -> None:
     """Every `source:` of the config resolves to a readable regular file inside the
     sources folder — checked with the rest of the config, before any guest is touched."""
+    found = Collector()
     for i, item in enumerate(config.files):
         if item.source is None or isinstance(item.source, Deferred):
             continue  # a template: checked once rendered with the clone's vars
         try:
             sources.resolve(item.source)
         except VmtailorError as exc:
-            raise ConfigError(("files", i, "source"), str(exc)) from None
+            found.add(ConfigError(("files", i, "source"), str(exc)))
+    found.raise_any()
 
 
 def load_config(
@@ -143,8 +146,6 @@ def load_config(
         config = configmod.parse(data, variables)
         check_sources(config, folder)
     except ConfigError as exc:
-        exc.source = path
-        if exc.line is None:
-            exc.line = lines.line_of(exc.path)
+        exc.locate(path, lines.line_of)
         raise
     return LoadedConfig(path, config, folder.read)
