@@ -4,10 +4,12 @@ guest's disk images, in its disk order, opened in a libguestfs appliance)."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .customizer import lock
+from .customizer.errors import VmtailorError
 from .customizer.localroot import LocalRoot
 from .customizer.root import Root
 from .output import warn
@@ -30,7 +32,15 @@ def add_target_arguments(parser) -> None:
     )
 
 
-def open_root(args) -> Root:
+def open_root(args, *, readonly: bool = False) -> Root:
+    if not readonly and os.geteuid() != 0:
+        # every file vmtailor writes (its journal first) is given its owner in the guest,
+        # which only root may do: refuse before anything, even a lock file, is made
+        raise VmtailorError(
+            f"--root {args.root}: changing a guest's files needs root (they are owned by "
+            "the guest's users)",
+            hint="run as root (sudo vmtailor …), or look first with --dry-run",
+        )
     return LocalRoot(args.root)
 
 
@@ -49,7 +59,7 @@ def open_target(args, *, readonly: bool = False) -> Iterator[Target]:
     writable), one appliance is launched, and the guest is unmounted and the appliance
     shut down after."""
     if not getattr(args, "disk", None):
-        root = open_root(args)
+        root = open_root(args, readonly=readonly)
         with lock.hold([root.top], root.top, shared=readonly):
             yield Target(root, f"--root {args.root}")
         return
