@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .customizer import config as configmod
@@ -24,6 +24,8 @@ class LoadedConfig:
     path: str
     config: Config
     sources: Callable[[str], bytes]
+    # each variable the config's templates use -> the key paths using it
+    variables: dict[str, list[configmod.errors.Path]] = field(default_factory=dict)
 
 
 def read_yaml_file(path: str, what: str = "config") -> tuple[Any, Any]:
@@ -148,4 +150,4 @@ def load_config(
     except ConfigError as exc:
         exc.locate(path, lines.line_of)
         raise
-    return LoadedConfig(path, config, folder.read)
+    return LoadedConfig(path, config, folder.read, configmod.used(data))

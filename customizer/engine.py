@@ -88,6 +88,7 @@ def apply(
     sources: Callable[[str], bytes] = no_sources,
     fault: FaultHook | None = None,
 ) -> ApplyResult:
+    configmod.require_rendered(config)  # a "{{ h }}" left in place must not be written
     journal = Journal(root, fault)
     if not dry_run:
         # the guest's journal must be one a revert can carry out before more is added to

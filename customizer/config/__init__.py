@@ -10,6 +10,7 @@ from .errors import Collector, ConfigError, ConfigErrors, format_path
 from .model import Config
 from .schema import dump, json_schema, load
 from .template import Deferred, render
+from .variables import require_rendered, used
 
 __all__ = [
     "Config",
@@ -21,7 +22,9 @@ __all__ = [
     "format_path",
     "parse",
     "parse_rendered",
+    "require_rendered",
     "schema",
+    "used",
 ]
 
 

@@ -3,6 +3,7 @@ rendered in a sandbox with limits (sandbox.py) so that a hostile config fails fa
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .errors import Collector, ConfigError, Path
@@ -88,9 +89,11 @@ def _render_one(env: Any, data: str, variables: dict[str, Any] | None, path: Pat
             out.append(chunk)
         return "".join(out)
     except UndefinedError as exc:
+        # jinja2 says "'h' is undefined" (or "'dict object' has no attribute 'x'")
+        name = re.fullmatch(r"'(\w+)' is undefined", exc.message or "")
         raise ConfigError(
             path,
-            f"template uses an undefined variable: {exc.message}",
+            f"uses undefined variable {name[1]!r}" if name else f"template: {exc.message}",
             hint="pass it with --var NAME=VALUE or in the clone's vars",
         ) from None
     except TemplateLimit as exc:
