@@ -170,13 +170,6 @@ def test_output_in_a_missing_folder_is_named_and_nothing_is_made(tmp_path):
     assert sorted(os.listdir(tmp_path)) == before
 
 
-def test_a_folder_as_source_is_called_a_folder(tmp_path):
-    (tmp_path / "sub").mkdir()
-    cfg = _config(tmp_path, "files:\n  - {path: /etc/x, source: sub}\n")
-    result = vmtailor("validate", cfg)
-    assert result.returncode == 2 and "source 'sub' is a folder, not a file" in result.stderr
-
-
 def test_not_root_is_told_to_run_as_root_and_nothing_is_made():
     # the tree and config must be readable by nobody: pytest's tmp_path is not
     import tempfile
