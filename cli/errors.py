@@ -65,21 +65,27 @@ def _os_failure(exc: OSError) -> Failure:
     """An OSError no layer below turned into a sentence: still name the file."""
     where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
     text = f"{where}: {exc.strerror}" if where and exc.strerror else error_text(exc)
-    hint = None
-    if exc.errno in (errno.EACCES, errno.EPERM) and os.geteuid() != 0:
-        hint = "run as root (sudo vmtailor …)"
-    return Failure(FAILED, "system", text, hint)
+    denied = exc.errno in (errno.EACCES, errno.EPERM)
+    return Failure(FAILED, "system", text, _denied_hint(os.strerror(exc.errno) if denied else ""))
 
 
-def classify(exc: BaseException) -> Failure | None:
+def _denied_hint(message: str) -> str | None:
+    """A permission refused to a user who is not root: say what usually helps."""
+    denied = (os.strerror(errno.EACCES), os.strerror(errno.EPERM))
+    if os.geteuid() != 0 and any(text in message for text in denied):
+        return "run as root (sudo vmtailor …)"
+    return None
+
+
+def classify(exc: BaseException, *, json: bool = False) -> Failure | None:
     """The Failure an exception stands for; None for a bug (reported as internal)."""
     if isinstance(exc, ConfigError):
-        return _config_failure(exc, json=False)
+        return _config_failure(exc, json)
     if isinstance(exc, VmtailorError):
         kind, status = ("usage", USAGE) if isinstance(exc, UsageError) else (
             ("guest", FAILED) if isinstance(exc, PlanError) else ("system", FAILED))  # fmt: skip
         message = error_text(VmtailorError(*exc.args)) if exc.args else error_text(exc)
-        return Failure(status, kind, message, exc.hint)
+        return Failure(status, kind, message, exc.hint or _denied_hint(message))
     if isinstance(exc, KeyboardInterrupt):
         return Failure(INTERRUPTED, "interrupted", "interrupted")
     if isinstance(exc, EOFError):
@@ -92,9 +98,7 @@ def classify(exc: BaseException) -> Failure | None:
 
 def report(exc: BaseException, *, json: bool) -> int:
     """Tell the user (and, with --json, a program) why the command failed; the status."""
-    failure = classify(exc)
-    if isinstance(exc, ConfigError):
-        failure = _config_failure(exc, json)
+    failure = classify(exc, json=json)
     if failure is None:
         failure = Failure(INTERNAL, "internal",
                           f"internal error: {type(exc).__name__}: {error_text(exc)}",

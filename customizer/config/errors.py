@@ -76,8 +76,8 @@ class ConfigError(VmtailorError):
 
 class ConfigErrors(ConfigError):
     """Every problem of a config at once, so that a file with three mistakes takes one
-    run to fix, not three. Reads as its first error (path, message, line) to code that
-    expects one; `errors` has them all."""
+    run to fix, not three. Its path, message and line are its first error's, for code
+    that expects one; `errors` has them all, and str() all of them on one line."""
 
     def __init__(self, errors: list[ConfigError]):
         flat = [e for error in errors for e in error.errors]
@@ -107,7 +107,9 @@ class ConfigErrors(ConfigError):
             self._errors[0].line = value
 
     def __str__(self) -> str:
-        return "\n".join(str(e) for e in self._errors)
+        # still one line wherever a message must be (a result record, a batch reason);
+        # the CLI prints `errors` one per line
+        return "; ".join(str(e) for e in self._errors)
 
 
 class Collector:
