@@ -105,6 +105,8 @@ def report(exc: BaseException, *, json: bool) -> int:
                           "run with --debug for a traceback")  # fmt: skip
     if isinstance(exc, ArgumentError):
         sys.stderr.write(exc.usage)
+    if isinstance(exc, EOFError):
+        sys.stderr.write("\n")  # after the prompt that was waiting for the input
     if json:
         emit_json(failure.to_dict())
     for line in failure.lines or [_line(failure)]:
