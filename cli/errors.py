@@ -98,6 +98,13 @@ def classify(exc: BaseException, *, json: bool = False) -> Failure | None:
 
 def report(exc: BaseException, *, json: bool) -> int:
     """Tell the user (and, with --json, a program) why the command failed; the status."""
+    if isinstance(exc, BrokenPipeError):
+        # the reader of our output went away (`vmtailor schema | head`); a pipe to a
+        # command we run would have been reported by customizer/run.py
+        _drop_stdout()
+        print("error: the output was closed before it was complete (broken pipe)",
+              file=sys.stderr)  # fmt: skip
+        return FAILED
     failure = classify(exc, json=json)
     if failure is None:
         failure = Failure(INTERNAL, "internal",
@@ -108,7 +115,11 @@ def report(exc: BaseException, *, json: bool) -> int:
     if isinstance(exc, EOFError):
         sys.stderr.write("\n")  # after the prompt that was waiting for the input
     if json:
-        emit_json(failure.to_dict())
+        try:
+            emit_json(failure.to_dict())
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _drop_stdout()
     for line in failure.lines or [_line(failure)]:
         print(line, file=sys.stderr)
     return failure.status
@@ -119,3 +130,8 @@ def _line(failure: Failure) -> str:
     if failure.hint:
         text += f" — {failure.hint}"
     return text
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null: Python flushes it at exit, and would fail again there."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

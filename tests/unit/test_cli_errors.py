@@ -244,3 +244,15 @@ def test_a_config_parsed_without_its_variables_is_never_applied(guest_tree):
 @pytest.fixture
 def guest_tree(tmp_path):
     return _guest(tmp_path / "guest")
+
+
+def test_a_reader_that_goes_away_is_one_line_not_a_traceback():
+    read, write = os.pipe()
+    os.close(read)  # like `vmtailor schema | head -1` once head has its line
+    try:
+        result = subprocess.run([sys.executable, "-m", "vmtailor", "schema"], stdout=write,
+                                stderr=subprocess.PIPE, text=True, timeout=60)  # fmt: skip
+    finally:
+        os.close(write)
+    assert result.returncode == 1
+    assert result.stderr == "error: the output was closed before it was complete (broken pipe)\n"
