@@ -8,6 +8,7 @@ import sys
 
 from . import __version__
 from .commands import COMMANDS
+from .customizer.errors import VmtailorError
 from .errors import EXIT_STATUS, ArgumentError, report
 
 EPILOG = f"""\
@@ -76,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     try:
         return args.run(args)
-    except BaseException as exc:
-        if not isinstance(exc, Exception | KeyboardInterrupt):
-            raise  # SystemExit, GeneratorExit: not a failure to report
-        if args.debug and not isinstance(exc, KeyboardInterrupt):
-            raise
+    except (Exception, KeyboardInterrupt) as exc:
+        if args.debug and not isinstance(exc, VmtailorError | KeyboardInterrupt):
+            raise  # not one of our sentences: the traceback is what --debug is for
         return report(exc, json=args.json)
