@@ -12,6 +12,7 @@ from typing import Any
 from .customizer import config as configmod
 from .customizer.config import Config, ConfigError, Deferred
 from .customizer.config.errors import Collector
+from .customizer.config.template import is_template
 from .customizer.errors import PlanError, UsageError, VmtailorError
 from .yamlload import load_yaml
 
@@ -123,18 +124,30 @@ def source_reader(base: str) -> Callable[[str], bytes]:
     return SourceDir(base).read
 
 
-def check_sources(config: Config, sources: SourceDir) -> None:
+def check_sources(config: object, sources: SourceDir) -> None:
     """Every `source:` of the config resolves to a readable regular file inside the
-    sources folder — checked with the rest of the config, before any guest is touched."""
+    sources folder — checked with the rest of the config, before any guest is touched.
+    `config` may be the plain data of a config that failed validation: its sources are
+    checked too, so that every problem is reported in one run."""
     found = Collector()
-    for i, item in enumerate(config.files):
-        if item.source is None or isinstance(item.source, Deferred):
+    for i, source in _sources(config):
+        if isinstance(source, Deferred) or is_template(source):
             continue  # a template: checked once rendered with the clone's vars
         try:
-            sources.resolve(item.source)
+            sources.resolve(source)
         except VmtailorError as exc:
             found.add(ConfigError(("files", i, "source"), str(exc)))
     found.raise_any()
+
+
+def _sources(config: object) -> list[tuple[int, str]]:
+    if isinstance(config, Config):
+        items = [(i, item.source) for i, item in enumerate(config.files)]
+    else:
+        files = config.get("files") if isinstance(config, dict) else None
+        items = [(i, f.get("source")) for i, f in enumerate(files if isinstance(files, list)
+                                                              else []) if isinstance(f, dict)]  # fmt: skip
+    return [(i, source) for i, source in items if isinstance(source, str)]
 
 
 def load_config(
@@ -144,10 +157,16 @@ def load_config(
     `sources`: the folder `source:` files are read from (default: the config's own)."""
     data, lines = read_yaml_file(path)
     folder = SourceDir(sources or os.path.dirname(os.path.abspath(path)))
-    try:
+    found = Collector()
+    config = None
+    with found.check():
         config = configmod.parse(data, variables)
-        check_sources(config, folder)
+    with found.check():
+        check_sources(data if config is None else config, folder)
+    try:
+        found.raise_any()
     except ConfigError as exc:
         exc.locate(path, lines.line_of)
         raise
+    assert config is not None
     return LoadedConfig(path, config, folder.read, configmod.used(data))

@@ -256,3 +256,14 @@ def test_a_reader_that_goes_away_is_one_line_not_a_traceback():
         os.close(write)
     assert result.returncode == 1
     assert result.stderr == "error: the output was closed before it was complete (broken pipe)\n"
+
+
+def test_source_files_are_checked_even_when_the_rest_has_errors(tmp_path):
+    (tmp_path / "sub").mkdir()
+    cfg = _config(tmp_path, 'hostname: "bad host"\nfiles:\n  - {path: /etc/x, source: sub}\n'
+                  "  - {path: /etc/y, source: '{{ later }}'}\n")  # fmt: skip
+    result = vmtailor("validate", cfg)
+    assert result.returncode == 2
+    assert [line.split(": ")[1] for line in result.stderr.splitlines()] == [
+        "error at hostname", "error at files[0].source"]  # fmt: skip
+    assert "source 'sub' is a folder, not a file" in result.stderr
