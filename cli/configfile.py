@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .customizer import config as configmod
 from .customizer.config import Config, ConfigError, Deferred
-from .customizer.errors import PlanError, VmtailorError
+from .customizer.config.errors import Collector
+from .customizer.config.template import is_template
+from .customizer.errors import PlanError, UsageError, VmtailorError
 from .yamlload import load_yaml
 
 MAX_YAML_BYTES = 4 << 20  # a config, vars file or inventory; real ones are a few KB
@@ -23,6 +25,8 @@ class LoadedConfig:
     path: str
     config: Config
     sources: Callable[[str], bytes]
+    # each variable the config's templates use -> the key paths using it
+    variables: dict[str, list[configmod.errors.Path]] = field(default_factory=dict)
 
 
 def read_yaml_file(path: str, what: str = "config") -> tuple[Any, Any]:
@@ -30,11 +34,11 @@ def read_yaml_file(path: str, what: str = "config") -> tuple[Any, Any]:
         with open(path, encoding="utf-8") as f:
             text = f.read(MAX_YAML_BYTES + 1)
         if len(text) > MAX_YAML_BYTES:
-            raise VmtailorError(f"{what} {path} is larger than {MAX_YAML_BYTES >> 20} MiB")
+            raise UsageError(f"{what} {path} is larger than {MAX_YAML_BYTES >> 20} MiB")
     except OSError as exc:
-        raise VmtailorError(f"cannot read {what} {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise VmtailorError(f"cannot read {what} {path}: not UTF-8 text") from None
+        raise UsageError(f"cannot read {what} {path}: not UTF-8 text") from None
     try:
         return load_yaml(text)
     except ConfigError as exc:
@@ -50,12 +54,12 @@ def parse_vars(pairs: list[str] | None, files: list[str] | None) -> dict[str, An
     for path in files or []:
         data, _ = read_yaml_file(path, "vars file")
         if not isinstance(data, dict):
-            raise VmtailorError(f"{path}: a vars file must be a mapping of NAME: VALUE")
+            raise UsageError(f"{path}: a vars file must be a mapping of NAME: VALUE")
         out.update(data)
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name.isidentifier():
-            raise VmtailorError(f"--var {pair!r}: expected NAME=VALUE")
+            raise UsageError(f"--var {pair!r}: expected NAME=VALUE")
         out[name] = value
     return out
 
@@ -70,7 +74,7 @@ class SourceDir:
     def __init__(self, base: str):
         self.base = os.path.realpath(base)
         if not os.path.isdir(self.base):
-            raise VmtailorError(f"sources folder {base}: not a folder")
+            raise UsageError(f"sources folder {base}: not a folder")
 
     def resolve(self, name: str) -> tuple[str, os.stat_result]:
         """The real path of `name` and its stat; VmtailorError saying why not."""
@@ -120,16 +124,30 @@ def source_reader(base: str) -> Callable[[str], bytes]:
     return SourceDir(base).read
 
 
-def check_sources(config: Config, sources: SourceDir) -> None:
+def check_sources(config: object, sources: SourceDir) -> None:
     """Every `source:` of the config resolves to a readable regular file inside the
-    sources folder — checked with the rest of the config, before any guest is touched."""
-    for i, item in enumerate(config.files):
-        if item.source is None or isinstance(item.source, Deferred):
+    sources folder — checked with the rest of the config, before any guest is touched.
+    `config` may be the plain data of a config that failed validation: its sources are
+    checked too, so that every problem is reported in one run."""
+    found = Collector()
+    for i, source in _sources(config):
+        if isinstance(source, Deferred) or is_template(source):
             continue  # a template: checked once rendered with the clone's vars
         try:
-            sources.resolve(item.source)
+            sources.resolve(source)
         except VmtailorError as exc:
-            raise ConfigError(("files", i, "source"), str(exc)) from None
+            found.add(ConfigError(("files", i, "source"), str(exc)))
+    found.raise_any()
+
+
+def _sources(config: object) -> list[tuple[int, str]]:
+    if isinstance(config, Config):
+        items = [(i, item.source) for i, item in enumerate(config.files)]
+    else:
+        files = config.get("files") if isinstance(config, dict) else None
+        items = [(i, f.get("source")) for i, f in enumerate(files if isinstance(files, list)
+                                                              else []) if isinstance(f, dict)]  # fmt: skip
+    return [(i, source) for i, source in items if isinstance(source, str)]
 
 
 def load_config(
@@ -139,12 +157,16 @@ def load_config(
     `sources`: the folder `source:` files are read from (default: the config's own)."""
     data, lines = read_yaml_file(path)
     folder = SourceDir(sources or os.path.dirname(os.path.abspath(path)))
-    try:
+    found = Collector()
+    config = None
+    with found.check():
         config = configmod.parse(data, variables)
-        check_sources(config, folder)
+    with found.check():
+        check_sources(data if config is None else config, folder)
+    try:
+        found.raise_any()
     except ConfigError as exc:
-        exc.source = path
-        if exc.line is None:
-            exc.line = lines.line_of(exc.path)
+        exc.locate(path, lines.line_of)
         raise
-    return LoadedConfig(path, config, folder.read)
+    assert config is not None
+    return LoadedConfig(path, config, folder.read, configmod.used(data))

@@ -8,11 +8,13 @@ checks and the appliance's life are the same whichever asked."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .customizer import lock
+from .customizer.errors import VmtailorError
 from .customizer.localroot import LocalRoot
 from .customizer.root import Root
 from .output import warn
@@ -59,6 +61,14 @@ def open_guest(
     if not disks:
         if root is None:
             raise ValueError("open_guest: give a root directory or disk images")
+        if not readonly and os.geteuid() != 0:
+            # every file vmtailor writes (its journal first) is given its owner in the guest,
+            # which only root may do: refuse before anything, even a lock file, is made
+            raise VmtailorError(
+                f"--root {root}: changing a guest's files needs root (they are owned by "
+                "the guest's users)",
+                hint="run as root (sudo vmtailor …), or look first with --dry-run",
+            )
         tree = LocalRoot(root)
         with lock.hold([tree.top], tree.top, shared=readonly):
             yield Target(tree, f"--root {root}", readonly=readonly)

@@ -96,6 +96,7 @@ def apply(
 ) -> ApplyResult:
     """`fold_diff`: in the diff, skel copies and the first-boot machinery are one line each
     (diff.render_diff's fold)."""
+    configmod.require_rendered(config)  # a "{{ h }}" left in place must not be written
     journal = Journal(root, fault)
     if not dry_run:
         # the guest's journal must be one a revert can carry out before more is added to

@@ -15,3 +15,9 @@ class VmtailorError(Exception):
 
 class PlanError(VmtailorError):
     """An operation cannot be planned on this guest; nothing has been written."""
+
+
+class UsageError(VmtailorError):
+    """The command line is wrong, or a file it names cannot be read as what it should be
+    (a config, vars file or inventory that is missing, not text, not a mapping); nothing
+    has been done."""

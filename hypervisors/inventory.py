@@ -170,9 +170,7 @@ def load_inventory(path: str, *, render: bool = True, sources: str | None = None
         common = _mapping(data.get("vars", {}), ("vars",), "NAME: VALUE")
         vms = _vms(data["vms"], driver, common)
     except ConfigError as exc:
-        exc.source = path
-        if exc.line is None:
-            exc.line = lines.line_of(exc.path)
+        exc.locate(path, lines.line_of)
         raise
     inventory = Inventory(path, connection, driver, config_path, iso, vms)
     if render:

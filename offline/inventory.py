@@ -76,13 +76,13 @@ class Inventory:
 def load_inventory(path: str, sources: str | None = None) -> Inventory:
     """Parse the inventory and render + validate every clone's config, its `source:`
     files too (inside `sources`, default the config's folder). Raises ConfigError (with
-    the file and line) for the first problem."""
+    the file and line; every problem of the first config that has any)."""
     data, lines = read_yaml_file(path, "inventory")
     base = os.path.dirname(os.path.abspath(path))
     try:
         spec_ = load(InventorySpec, data if data is not None else {})
     except ConfigError as exc:
-        exc.source, exc.line = path, lines.line_of(exc.path)
+        exc.locate(path, lines.line_of)
         raise
     if not spec_.clones:
         raise ConfigError(("clones",), "no clones to customize")
@@ -96,8 +96,9 @@ def load_inventory(path: str, sources: str | None = None) -> Inventory:
             cfg = configmod.parse(config_data, variables)
             check_sources(cfg, folder)
         except ConfigError as exc:
-            exc.source, exc.line = config_path, config_lines.line_of(exc.path)
-            exc.message = f"clone {c.name}: {exc.message}"
+            exc.locate(config_path, config_lines.line_of)
+            for error in exc.errors:
+                error.message = f"clone {c.name}: {error.message}"
             raise
         images = [os.path.join(base, p) for p in (c.images or [c.image])]
         clones.append(Clone(c.name, images, cfg, configmod.digest(cfg), c.format))

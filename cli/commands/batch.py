@@ -60,12 +60,12 @@ def table(outcomes) -> str:
 
 
 def run(args) -> int:
-    from ..customizer.errors import VmtailorError
+    from ..customizer.errors import UsageError
     from ..offline.batch import Options, run_batch
     from ..offline.inventory import load_inventory
 
     if args.jobs < 1:
-        raise VmtailorError("--jobs must be at least 1")
+        raise UsageError("--jobs must be at least 1")
     inventory = load_inventory(args.inventory, args.sources)
     progress = BatchProgress(len(inventory.clones))
     opts = Options(force=args.force, dry_run=args.dry_run, diff=bool(args.diff),

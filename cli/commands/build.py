@@ -1,8 +1,9 @@
 """vmtailor build --out ISO"""
 
 from ..builder.iso import FIRMWARE, build_iso
-from ..customizer.errors import VmtailorError
+from ..customizer.errors import UsageError
 from ..output import add_json_flag, emit_json
+from ..paths import output_file
 
 NAME = "build"
 HELP = "build the customization ISO (kernel + vmtailor initrd, BIOS and UEFI)"
@@ -28,7 +29,7 @@ examples:
 def _firmware(text: str) -> tuple[str, ...]:
     names = tuple(sorted({w.strip() for w in text.split(",") if w.strip()}))
     if not names or set(names) - set(FIRMWARE):
-        raise VmtailorError(f"--firmware {text!r}: bios, uefi or bios,uefi")
+        raise UsageError(f"--firmware {text!r}: bios, uefi or bios,uefi")
     return names
 
 
@@ -48,7 +49,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     result = build_iso(
-        args.out,
+        output_file(args.out),
         kernel_path=args.kernel,
         modules=args.modules,
         firmware=_firmware(args.firmware),

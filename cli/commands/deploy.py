@@ -92,16 +92,16 @@ def _table(outcomes) -> str:
 
 
 def run(args) -> int:
-    from ..customizer.errors import VmtailorError
+    from ..customizer.errors import UsageError
     from ..hypervisors import deploy, flow
     from ..hypervisors.inventory import load_inventory
 
     if args.jobs < 1:
-        raise VmtailorError("--jobs must be at least 1")
+        raise UsageError("--jobs must be at least 1")
     if args.timeout <= 0 or args.shutdown_timeout <= 0:
-        raise VmtailorError("--timeout and --shutdown-timeout must be positive")
+        raise UsageError("--timeout and --shutdown-timeout must be positive")
     if args.grace < 0:
-        raise VmtailorError("--grace must not be negative")
+        raise UsageError("--grace must not be negative")
     inventory = load_inventory(args.inventory, render=not args.restore,
                                sources=args.sources)  # fmt: skip
     if args.restore:

@@ -3,6 +3,7 @@
 from ..builder.media import FORMATS, write_media
 from ..configfile import load_config, parse_vars
 from ..output import add_json_flag, emit_json
+from ..paths import output_file
 from .vars import add_vars_arguments
 
 NAME = "media"
@@ -33,6 +34,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    output_file(args.out)
     loaded = load_config(args.config, parse_vars(args.var, args.vars) or {}, args.sources)
     write_media(loaded.config, loaded.sources, args.out, args.format)
     if args.json:

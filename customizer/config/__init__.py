@@ -6,31 +6,41 @@ import hashlib
 import json
 from typing import Any
 
-from .errors import ConfigError, format_path
+from .errors import Collector, ConfigError, ConfigErrors, format_path
 from .model import Config
 from .schema import dump, json_schema, load
 from .template import Deferred, render
+from .variables import require_rendered, used
 
 __all__ = [
     "Config",
     "ConfigError",
+    "ConfigErrors",
     "Deferred",
     "canonical_json",
     "digest",
     "format_path",
     "parse",
     "parse_rendered",
+    "require_rendered",
     "schema",
+    "used",
 ]
 
 
 def parse(data: Any, variables: dict[str, Any] | None = None) -> Config:
     """Render templates with `variables` (None: leave them for later) and validate it all.
 
-    Raises ConfigError for the first problem; the caller has touched nothing yet."""
+    Raises ConfigError — a ConfigErrors listing every problem when there are several
+    (templates, keys, types, formats, cross-checks); the caller has touched nothing yet."""
     if data is None:
         data = {}
-    return load(Config, render(data, variables))
+    found = Collector()
+    rendered = render(data, variables, found=found)
+    with found.check():
+        config = load(Config, rendered)
+    found.raise_any()
+    return config
 
 
 def parse_rendered(data: Any) -> Config:
@@ -38,7 +48,7 @@ def parse_rendered(data: Any) -> Config:
     taking every string as it is: a "{{" there is text the clone gets (a template's
     `{% raw %}` output, a script's own syntax), not a template to render again.
 
-    Raises ConfigError for the first problem."""
+    Raises ConfigError (ConfigErrors when there are several problems)."""
     return load(Config, {} if data is None else data)
 
 

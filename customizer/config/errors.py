@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 from ..errors import VmtailorError
 
 Path = tuple[str | int, ...]
@@ -57,3 +60,77 @@ class ConfigError(VmtailorError):
             where += f"line {self.line}: "
         text = where + self.message
         return f"{text} — {self.hint}" if self.hint else text
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        """Each problem found, in config order: this one alone, or a ConfigErrors' list."""
+        return [self]
+
+    def locate(self, source: str | None, line_of: Callable[[Path], int | None]) -> None:
+        """Name the file, and the line each error's key path is on (where not known)."""
+        for error in self.errors:
+            error.source = source
+            if error.line is None:
+                error.line = line_of(error.path)
+
+
+class ConfigErrors(ConfigError):
+    """Every problem of a config at once, so that a file with three mistakes takes one
+    run to fix, not three. Its path, message and line are its first error's, for code
+    that expects one; `errors` has them all, and str() all of them on one line."""
+
+    def __init__(self, errors: list[ConfigError]):
+        flat = [e for error in errors for e in error.errors]
+        super().__init__(flat[0].path, flat[0].message, flat[0].hint)
+        self._errors = flat  # after: the base class's None line and source are not theirs
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        return self._errors
+
+    @property  # type: ignore[override]
+    def source(self) -> str | None:
+        return self._errors[0].source if hasattr(self, "_errors") else None
+
+    @source.setter
+    def source(self, value: str | None) -> None:
+        for error in getattr(self, "_errors", []):
+            error.source = value
+
+    @property  # type: ignore[override]
+    def line(self) -> int | None:
+        return self._errors[0].line if hasattr(self, "_errors") else None
+
+    @line.setter
+    def line(self, value: int | None) -> None:
+        if hasattr(self, "_errors"):
+            self._errors[0].line = value
+
+    def __str__(self) -> str:
+        # still one line wherever a message must be (a result record, a batch reason);
+        # the CLI prints `errors` one per line
+        return "; ".join(str(e) for e in self._errors)
+
+
+class Collector:
+    """Gathers ConfigErrors from several independent checks: `with c.check(): …` records
+    an error and carries on; `c.raise_any()` raises them all (one as itself)."""
+
+    def __init__(self) -> None:
+        self.found: list[ConfigError] = []
+
+    @contextlib.contextmanager
+    def check(self) -> Iterator[None]:
+        try:
+            yield
+        except ConfigError as exc:
+            self.found.append(exc)
+
+    def add(self, error: ConfigError) -> None:
+        self.found.append(error)
+
+    def raise_any(self) -> None:
+        if len(self.found) == 1:
+            raise self.found[0]
+        if self.found:
+            raise ConfigErrors(self.found)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import ConfigError, Path
+from .errors import Collector, ConfigError, Path
 from .network import Network
 from .schema import spec
 from .template import Deferred
@@ -266,27 +266,31 @@ class Config:
     )
 
     def validate(self, path: Path) -> None:
+        found = Collector()
         if (
             self.domain
             and self.hostname
             and "." in self.hostname
             and not isinstance(self.hostname, Deferred)
         ):
-            raise ConfigError(
+            found.add(ConfigError(
                 (*path, "hostname"),
                 f"{self.hostname!r} is already fully qualified and domain is set too",
                 hint="give a short hostname with domain, or a dotted hostname alone",
-            )
-        _unique(self.users, "name", (*path, "users"))
-        _unique(self.firstboot, "name", (*path, "firstboot"))
+            ))  # fmt: skip
+        _unique(self.users, "name", (*path, "users"), found)
+        _unique(self.firstboot, "name", (*path, "firstboot"), found)
         if len(set(self.reset)) != len(self.reset):
-            raise ConfigError((*path, "reset"), "an item is listed twice")
+            found.add(ConfigError((*path, "reset"), "an item is listed twice"))
+        found.raise_any()
 
 
-def _unique(items: list[Any], attr: str, path: Path) -> None:
+def _unique(items: list[Any], attr: str, path: Path, found: Collector) -> None:
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
         value = getattr(item, attr)
         if value in seen:
-            raise ConfigError((*path, i, attr), f"{value!r} is already used by item {seen[value]}")
-        seen[value] = i
+            found.add(ConfigError((*path, i, attr), f"{value!r} is already used by item "
+                                  f"{seen[value]}"))  # fmt: skip
+        else:
+            seen[value] = i

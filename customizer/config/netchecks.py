@@ -1,13 +1,14 @@
 """Checks across a network config's interfaces: names used once, members that exist
 and belong to one bond or bridge, MACs matched once, gateways inside a subnet, one
-default route per family (unless metrics differ). Each fails with the key path."""
+default route per family (unless metrics differ). Each problem is reported with its key
+path, all of them at once."""
 
 from __future__ import annotations
 
 import ipaddress
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError, Path
+from .errors import Collector, ConfigError, Path
 from .template import Deferred
 
 if TYPE_CHECKING:
@@ -18,34 +19,36 @@ PRIMARY_MODES = ("active-backup", "balance-tlb", "balance-alb")
 
 
 def check_network(net: Network, path: Path) -> None:
+    found = Collector()
     names = [k for _, k, _ in net.all()]
-    for name in names:
-        if names.count(name) > 1:
-            raise ConfigError(path, f"interface name {name!r} is used twice")
-    _check_macs(net, path)
-    _check_members(net, path)
+    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+        found.add(ConfigError(path, f"interface name {name!r} is used twice"))
+    _check_macs(net, path, found)
+    _check_members(net, path, found)
     for key, vlan in net.vlans.items():
         if not any(vlan.link in s for s in (net.ethernets, net.bonds, net.bridges)):
-            raise ConfigError(
+            found.add(ConfigError(
                 (*path, "vlans", key, "link"),
                 f"vlan link {vlan.link!r} is not defined under ethernets, bonds or bridges",
-            )
+            ))  # fmt: skip
     defaults: dict[int, list[str]] = {4: [], 6: []}
     for section, key, iface in net.all():
         where = (*path, section, key)
         for family, gateway in _gateways(iface, where):
             defaults[family].append(key)
-            _check_gateway(iface, gateway, where)
+            with found.check():
+                _check_gateway(iface, gateway, where)
     for family, owners in defaults.items():
         if len(owners) > 1 and not _metrics_differ(net, family):
-            raise ConfigError(
+            found.add(ConfigError(
                 path,
                 f"IPv{family} default route on {len(owners)} interfaces "
                 f"({', '.join(owners)}): keep it on one, or give each a different metric",
-            )
+            ))  # fmt: skip
+    found.raise_any()
 
 
-def _check_members(net: Network, path: Path) -> None:
+def _check_members(net: Network, path: Path, found: Collector) -> None:
     """Bond members are ethernets; bridge members ethernets, bonds or VLANs; each belongs
     to one bond or bridge at most, and carries no addresses of its own."""
     owner: dict[str, str] = {}
@@ -55,46 +58,49 @@ def _check_members(net: Network, path: Path) -> None:
             what = section[:-1]
             for i, member in enumerate(dev.interfaces):
                 where = (*path, section, key, "interfaces", i)
-                found = next((s for s in allowed if member in getattr(net, s)), None)
-                if found is None:
-                    raise ConfigError(
+                section_of = next((s for s in allowed if member in getattr(net, s)), None)
+                if section_of is None:
+                    found.add(ConfigError(
                         where, f"{what} member {member!r} is not defined under "
                         f"{', '.join(allowed[:-1])}{' or ' * (len(allowed) > 1)}{allowed[-1]}",
-                    )  # fmt: skip
+                    ))  # fmt: skip
+                    continue
                 if member in owner:
-                    raise ConfigError(where, f"{member!r} is already a member of {owner[member]}")
+                    found.add(ConfigError(where, f"{member!r} is already a member of "
+                                          f"{owner[member]}"))  # fmt: skip
+                    continue
                 owner[member] = f"{what} {key!r}"
-                iface = getattr(net, found)[member]
+                iface = getattr(net, section_of)[member]
                 if iface.addresses or iface.dhcp4 or iface.dhcp6:
-                    raise ConfigError(
-                        (*path, found, member),
+                    found.add(ConfigError(
+                        (*path, section_of, member),
                         f"{member!r} is a member of {what} {key!r}: give addresses/dhcp to "
                         f"the {what}, not to its members",
-                    )
+                    ))  # fmt: skip
     for key, bond in net.bonds.items():
         primary = bond.parameters.primary if bond.parameters else None
         where = (*path, "bonds", key, "parameters", "primary")
         if primary is not None and primary not in bond.interfaces:
-            raise ConfigError(where, f"primary {primary!r} is not a member of bond {key!r}")
+            found.add(ConfigError(where, f"primary {primary!r} is not a member of bond {key!r}"))
         mode = bond.parameters.mode if bond.parameters else None
         if primary is not None and mode not in PRIMARY_MODES:
             # the driver refuses it, and libnm the whole profile
-            raise ConfigError(
+            found.add(ConfigError(
                 where,
                 f"primary is for modes {', '.join(PRIMARY_MODES)}, not {mode or 'balance-rr'}",
-            )
+            ))  # fmt: skip
     for key, bridge in net.bridges.items():
         params = bridge.parameters
         for option in ("port_priority", "path_cost"):
             for member in getattr(params, option) if params else {}:
                 if member not in bridge.interfaces:
-                    raise ConfigError(
+                    found.add(ConfigError(
                         (*path, "bridges", key, "parameters", option.replace("_", "-"), member),
                         f"{member!r} is not a member of bridge {key!r}",
-                    )
+                    ))  # fmt: skip
 
 
-def _check_macs(net: Network, path: Path) -> None:
+def _check_macs(net: Network, path: Path, found: Collector) -> None:
     seen: dict[str, str] = {}
     for key, eth in net.ethernets.items():
         mac = eth.match.macaddress if eth.match else None
@@ -102,10 +108,11 @@ def _check_macs(net: Network, path: Path) -> None:
             continue
         mac = mac.lower()
         if mac in seen:
-            raise ConfigError(
+            found.add(ConfigError(
                 (*path, "ethernets", key, "match", "macaddress"),
                 f"MAC {mac} is already matched by ethernets.{seen[mac]}",
-            )
+            ))  # fmt: skip
+            continue
         seen[mac] = key
 
 

@@ -436,7 +436,9 @@ class Network:
         try:
             return load(cls, v2, path)
         except ConfigError as exc:
-            exc.path = conv.v1_path(exc.path)
+            for error in exc.errors:
+                error.path = conv.v1_path(error.path)
+            exc.path = exc.errors[0].path
             raise
 
     def all(self) -> list[tuple[str, str, Interface]]:

@@ -47,6 +47,9 @@ class Budget:
         self.seconds = MAX_SECONDS
         self.deadline = time.monotonic() + self.seconds
 
+    def expired(self) -> bool:
+        return time.monotonic() > self.deadline
+
     def charge(self, n: int = 1) -> None:
         self.left -= n
         if self.left < 0:

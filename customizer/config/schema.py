@@ -14,7 +14,7 @@ import types
 from collections.abc import Callable
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from .errors import ConfigError, Path, number
+from .errors import Collector, ConfigError, Path, number
 from .template import Deferred
 
 _MISSING = dataclasses.MISSING
@@ -136,16 +136,24 @@ def load(tp: Any, value: Any, path: Path = ()) -> Any:
         if not isinstance(value, list):
             raise ConfigError(path, f"expected a list, got {_describe(value)}")
         (item,) = get_args(tp)
-        return [load(item, v, (*path, i)) for i, v in enumerate(value)]
+        found, items = Collector(), []
+        for i, v in enumerate(value):
+            with found.check():
+                items.append(load(item, v, (*path, i)))
+        found.raise_any()
+        return items
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(path, f"expected a mapping, got {_describe(value)}")
         _, item = get_args(tp)
-        out = {}
+        found, out = Collector(), {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise ConfigError(path, f"keys must be strings, got {_describe(k)}")
-            out[k] = load(item, v, (*path, k))
+                found.add(ConfigError(path, f"keys must be strings, got {_describe(k)}"))
+                continue
+            with found.check():
+                out[k] = load(item, v, (*path, k))
+        found.raise_any()
         return out
     if tp is Any:
         return value
@@ -180,40 +188,46 @@ def _load_model(cls: Any, value: Any, path: Path) -> Any:
         raise ConfigError(path, f"expected a mapping, got {_describe(value)}")
     fields = {config_key(f): f for f in dataclasses.fields(cls)}
     rejected: dict[str, str] = getattr(cls, "__rejected_keys__", {})
+    # every problem of every key is collected; the model is built only from a clean set
+    found = Collector()
     for key in value:
         if key in rejected:
-            raise ConfigError((*path, key), rejected[key])
-        if key not in fields:
+            found.add(ConfigError((*path, key), rejected[key]))
+        elif key not in fields:
             where = ".".join(str(p) for p in path) or "the top level"
-            raise ConfigError(
+            found.add(ConfigError(
                 (*path, key),
                 f"unknown key '{key}' in {where}{_suggest(str(key), list(fields))}",
-            )
+            ))  # fmt: skip
     hints = _hints(cls)
     kwargs = {}
     for key, field in fields.items():
-        fpath = (*path, key)
         if key not in value:
             if field.default is _MISSING and field.default_factory is _MISSING:
-                raise ConfigError(path, f"missing required key '{key}'")
+                found.add(ConfigError(path, f"missing required key '{key}'"))
             continue
-        try:
-            loaded = load(hints[field.name], value[key], fpath)
-        except ConfigError as exc:
-            if field.metadata.get("secret"):
-                got = _kind(value[key])
-                raise ConfigError(exc.path, f"expected {_type_name(hints[field.name])}, got "
-                                  f"{got} (value not shown)") from None  # fmt: skip
-            if field.metadata.get("type_hint") and exc.path == fpath and not exc.hint:
-                exc.hint = field.metadata["type_hint"]
-            raise
-        _check_field(field, loaded, fpath)
-        kwargs[field.name] = loaded
+        with found.check():
+            kwargs[field.name] = _load_field(field, hints[field.name], value[key], (*path, key))
+    found.raise_any()
     model = cls(**kwargs)
     validate = getattr(model, "validate", None)
     if validate is not None:
         validate(path)
     return model
+
+
+def _load_field(field: dataclasses.Field, tp: Any, value: Any, fpath: Path) -> Any:
+    try:
+        loaded = load(tp, value, fpath)
+    except ConfigError as exc:
+        if field.metadata.get("secret"):
+            raise ConfigError(exc.path, f"expected {_type_name(tp)}, got "
+                              f"{_kind(value)} (value not shown)") from None  # fmt: skip
+        if field.metadata.get("type_hint") and exc.path == fpath and not exc.hint:
+            exc.hint = field.metadata["type_hint"]
+        raise
+    _check_field(field, loaded, fpath)
+    return loaded
 
 
 def _check_field(field: dataclasses.Field, value: Any, path: Path) -> None:

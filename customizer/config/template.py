@@ -3,9 +3,10 @@ rendered in a sandbox with limits (sandbox.py) so that a hostile config fails fa
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from .errors import ConfigError, Path
+from .errors import Collector, ConfigError, Path
 
 
 class Deferred(str):
@@ -17,16 +18,26 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text
 
 
-def render(data: Any, variables: dict[str, Any] | None, path: Path = ()) -> Any:
+def render(
+    data: Any, variables: dict[str, Any] | None, path: Path = (), found: Collector | None = None
+) -> Any:
     """Render every template string in `data`. With `variables` None, templates are only
     syntax-checked and come back as Deferred; otherwise every variable must be defined.
-    Every template of `data` shares one budget of steps, time and size (sandbox.py)."""
+    Every template of `data` shares one budget of steps, time and size (sandbox.py).
+
+    With `found`, a template that fails is recorded there and comes back as Deferred (so
+    the rest of the config is still checked); without, the first failure is raised."""
     if not _has_template(data):
         return data
     # jinja2 is imported here so that plain (template-free) configs never need it.
     from .sandbox import BoundedEnvironment
 
-    return _render(BoundedEnvironment(), data, variables, path)
+    return _render(BoundedEnvironment(), data, variables, path, found or _Raise())
+
+
+class _Raise(Collector):
+    def add(self, error: ConfigError) -> None:
+        raise error
 
 
 def _has_template(data: Any) -> bool:
@@ -37,13 +48,25 @@ def _has_template(data: Any) -> bool:
     return isinstance(data, str) and is_template(data)
 
 
-def _render(env: Any, data: Any, variables: dict[str, Any] | None, path: Path) -> Any:
+def _render(
+    env: Any, data: Any, variables: dict[str, Any] | None, path: Path, found: Collector
+) -> Any:
     if isinstance(data, dict):
-        return {k: _render(env, v, variables, (*path, k)) for k, v in data.items()}
+        return {k: _render(env, v, variables, (*path, k), found) for k, v in data.items()}
     if isinstance(data, list):
-        return [_render(env, v, variables, (*path, i)) for i, v in enumerate(data)]
+        return [_render(env, v, variables, (*path, i), found) for i, v in enumerate(data)]
     if not isinstance(data, str) or not is_template(data):
         return data
+    if env.budget.left < 0 or env.budget.expired():
+        return Deferred(data)  # the shared budget is spent: said once, not per template
+    try:
+        return _render_one(env, data, variables, path)
+    except ConfigError as exc:
+        found.add(exc)
+        return Deferred(data)
+
+
+def _render_one(env: Any, data: str, variables: dict[str, Any] | None, path: Path) -> str:
     from jinja2 import TemplateSyntaxError, UndefinedError
 
     from .sandbox import MAX_SIZE, TemplateLimit
@@ -66,9 +89,11 @@ def _render(env: Any, data: Any, variables: dict[str, Any] | None, path: Path) -
             out.append(chunk)
         return "".join(out)
     except UndefinedError as exc:
+        # jinja2 says "'h' is undefined" (or "'dict object' has no attribute 'x'")
+        name = re.fullmatch(r"'(\w+)' is undefined", exc.message or "")
         raise ConfigError(
             path,
-            f"template uses an undefined variable: {exc.message}",
+            f"uses undefined variable {name[1]!r}" if name else f"template: {exc.message}",
             hint="pass it with --var NAME=VALUE or in the clone's vars",
         ) from None
     except TemplateLimit as exc:

@@ -237,4 +237,4 @@ def test_cli_build(built, tmp_path, monkeypatch):
     assert proc.returncode == 0, proc.stderr
     assert_same_bytes(out, built.iso)
     bad = vmtailor("build", "--out", str(out), "--firmware", "coreboot")
-    assert bad.returncode == 1 and "bios, uefi" in bad.stderr
+    assert bad.returncode == 2 and "bios, uefi" in bad.stderr

@@ -47,7 +47,7 @@ def test_validate_exit_codes(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "error at users: line 2:" in bad.stderr
     missing = vmtailor("validate", str(tmp_path / "nope.yaml"))
-    assert missing.returncode == 1 and "cannot read config" in missing.stderr
+    assert missing.returncode == 2 and "cannot read config" in missing.stderr
 
 
 def test_bad_config_touches_nothing(tmp_path, guest):

@@ -105,7 +105,7 @@ def test_errors_name_path_and_line(tmp_path, text, expected):
 
 def test_undefined_template_variable_when_vars_given(tmp_path):
     message = error_of(tmp_path, "hostname: '{{ name }}'\n", {"other": 1})
-    assert message.startswith("error at hostname: line 1: template uses an undefined variable")
+    assert message.startswith("error at hostname: line 1: uses undefined variable 'name'")
     assert "--var" in message
 
 

@@ -98,7 +98,7 @@ def test_sources_dir_replaces_the_config_folder(tmp_path):
     ok = vmtailor("validate", cfg, "--sources", str(tmp_path / "files"))
     assert ok.returncode == 0, ok.stderr
     bad = vmtailor("validate", cfg, "--sources", str(tmp_path / "nope"))
-    assert bad.returncode == 1 and "not a folder" in bad.stderr
+    assert bad.returncode == 2 and "not a folder" in bad.stderr
 
 
 def test_apply_with_a_host_file_as_source_touches_nothing(tmp_path):
