@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -80,7 +81,9 @@ class Error(Exception):
 
 class ConfigError(Error):
     """The config is wrong: `key_path` names the key (`users[1].password_hash`), `line` its
-    line in `source` (the file) when known."""
+    line in `source` (the file) when known. A config is checked in full before anything is
+    refused, so `errors` lists every problem found (each a ConfigError); the exception
+    itself is the first of them, its message saying how many more there are."""
 
     def __init__(
         self,
@@ -90,15 +93,18 @@ class ConfigError(Error):
         key_path: str | None = None,
         line: int | None = None,
         source: str | None = None,
+        errors: list[ConfigError] | None = None,
     ):
         super().__init__(message, hint)
         self.key_path = key_path
         self.line = line
         self.source = source
+        self.errors: list[ConfigError] = errors or [self]
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "key_path": self.key_path, "line": self.line,
-                "source": self.source}  # fmt: skip
+                "source": self.source,
+                "errors": [] if self.errors == [self] else [e.to_dict() for e in self.errors]}  # fmt: skip
 
 
 class GuestError(Error):
@@ -123,6 +129,21 @@ def _image_error_kinds() -> tuple[type[VmtailorError], ...]:
     return (_ImageError, ApplianceError)
 
 
+def _config_error(exc: _ConfigError) -> ConfigError:
+    """One config problem, its text as the command line prints it ("error at hostname:
+    line 1: …") without the hint appended."""
+    text = str(exc)
+    if exc.hint:
+        text = text.removesuffix(f" — {exc.hint}")
+    return ConfigError(
+        " ".join(text.split()),
+        exc.hint,
+        key_path=format_path(exc.path) if exc.path else None,
+        line=exc.line,
+        source=exc.source,
+    )
+
+
 def _wrap(exc: VmtailorError, default: type[Error]) -> Error:
     """An internal error as the API's own kind, with the same one-line text; `default`
     for one no more particular kind covers (what the caller was doing says what it is
@@ -130,15 +151,17 @@ def _wrap(exc: VmtailorError, default: type[Error]) -> Error:
     # the message without the hint appended, on one line as the command line prints it
     message = " ".join(str(exc.args[0] if exc.args else type(exc).__name__).split())
     if isinstance(exc, _ConfigError):
-        text = str(exc)  # "error at hostname: line 1: …" is how people read it
-        if exc.hint:
-            text = text.removesuffix(f" — {exc.hint}")
+        errors = [_config_error(e) for e in exc.errors]
+        first = errors[0]
+        if len(errors) == 1:
+            return first
         return ConfigError(
-            " ".join(text.split()),
-            exc.hint,
-            key_path=format_path(exc.path) if exc.path else None,
-            line=exc.line,
-            source=exc.source,
+            f"{first} (and {len(errors) - 1} more)",
+            first.hint,
+            key_path=first.key_path,
+            line=first.line,
+            source=first.source,
+            errors=errors,
         )
     if isinstance(exc, LockError):
         return LockedError(message, exc.hint)
@@ -196,7 +219,8 @@ def load_config(
                 os.fspath(sources) if sources is not None else None,
             )
     except ConfigError as exc:
-        exc.source = exc.source or os.fspath(path)
+        for each in {id(e): e for e in [exc, *exc.errors]}.values():
+            each.source = each.source or os.fspath(path)
         raise
     return Config(loaded.path, configmod.digest(loaded.config), loaded)
 
@@ -325,6 +349,7 @@ class Inspection:
 class Change:
     action: str  # create, modify, delete, mkdir, symlink, chmod
     path: str  # in the guest
+    operation: str = ""  # the config key whose operation made it: hostname, users, files …
 
 
 @dataclass(frozen=True)
@@ -344,7 +369,8 @@ class ApplyResult:
             "changed": bool(self.changes),
             "dry_run": self.dry_run,
             "already_applied": self.already_applied,
-            "changes": [asdict(c) for c in self.changes],
+            "changes": [{"action": c.action, "path": c.path} for c in self.changes],
+            "operations": dict(Counter(c.operation for c in self.changes)),
             "warnings": self.warnings,
         }
         if self.diff is not None:
@@ -408,7 +434,7 @@ def apply(config: Config, guest: Guest, dry_run: bool = False, diff: bool = Fals
         )  # fmt: skip
     return ApplyResult(
         OSInfo._of(done.guest),
-        [Change(c.action, c.path) for c in done.changes],
+        [Change(c.action, c.path, c.operation) for c in done.changes],
         done.dry_run,
         done.already_applied,
         list(done.warnings),

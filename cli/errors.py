@@ -66,7 +66,8 @@ def _os_failure(exc: OSError) -> Failure:
     where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
     text = f"{where}: {exc.strerror}" if where and exc.strerror else error_text(exc)
     denied = exc.errno in (errno.EACCES, errno.EPERM)
-    return Failure(FAILED, "system", text, _denied_hint(os.strerror(exc.errno) if denied else ""))
+    hint = _denied_hint(os.strerror(exc.errno)) if denied and exc.errno is not None else None
+    return Failure(FAILED, "system", text, hint)
 
 
 def _denied_hint(message: str) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from . import __version__
 from .commands import COMMANDS
@@ -30,7 +31,7 @@ def _global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
     """The options every command takes, before or after its name. After it, their
     defaults are SUPPRESS so that the command's parser never resets what was given
     before it (`vmtailor --json validate x`)."""
-    default = {} if top else {"default": argparse.SUPPRESS}
+    default: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
     p.add_argument("-v", "--verbose", action="store_true", help="log each stage", **default)
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs",
                    **default)  # fmt: skip

@@ -52,7 +52,7 @@ def test_undefined_variable_is_refused_with_key_path_and_name(tmp_path):
     with pytest.raises(api.ConfigError) as err:
         api.load_config(path, vars={"h": "web01"})
     assert err.value.key_path == "files[0].content" and err.value.line == 3
-    assert "'greeting' is undefined" in str(err.value) and err.value.source == str(path)
+    assert "undefined variable 'greeting'" in str(err.value) and err.value.source == str(path)
     config = api.load_config(path, vars={"h": "web01", "greeting": "hi"})
     assert config.to_dict()["files"][0]["content"] == "hi from web01"
     assert "{{" not in json.dumps(config.to_dict())
