@@ -62,8 +62,9 @@ def _complete(script: str, tmp_path, *words: str) -> list[str]:
 def test_bash_completes_commands_options_and_values(scripts, tmp_path):
     bash = scripts["bash"]
     assert _complete(bash, tmp_path, "vmtailor", "ap") == ["apply"]
-    assert _complete(bash, tmp_path, "vmtailor", "apply", "--d") == ["--diff", "--disk",
-                                                                     "--dry-run"]  # fmt: skip
+    # --debug: the global options are accepted after the command too
+    assert _complete(bash, tmp_path, "vmtailor", "apply", "--d") == [
+        "--debug", "--diff", "--diff=full", "--disk", "--dry-run"]  # fmt: skip
     assert _complete(bash, tmp_path, "vmtailor", "media", "c.yaml", "--format", "") == [
         "floppy", "iso", "vfat"]  # fmt: skip
     assert _complete(bash, tmp_path, "vmtailor", "completion", "") == ["bash", "zsh"]
