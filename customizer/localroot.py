@@ -90,13 +90,7 @@ class LocalRoot(Root):
             raise RootError(f"cannot read {path} in the guest: not a regular file")
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
         try:
-            # O_NOATIME: reading the guest (planning, backups) leaves its access times as
-            # they were, so the atime a journal records and a revert restores is the guest's.
-            # Only the file's owner or root may ask for it: others read without it.
-            try:
-                fd = os.open(self.host_path(real), flags | os.O_NOATIME)
-            except PermissionError:
-                fd = os.open(self.host_path(real), flags)
+            fd = _open_noatime(self.host_path(real), flags)
         except OSError as exc:
             raise self._fail("open", path, exc) from None
         try:
@@ -139,7 +133,11 @@ class LocalRoot(Root):
     def listdir(self, path: str) -> list[str]:
         real = self.resolve(path)
         try:
-            return sorted(os.listdir(self.host_path(real)))
+            fd = _open_noatime(self.host_path(real), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                return sorted(os.listdir(fd))
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise self._fail("list", path, exc) from None
 
@@ -307,6 +305,16 @@ class LocalRoot(Root):
             if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 return
             raise self._fail("label", path, exc) from None
+
+
+def _open_noatime(host: str, flags: int) -> int:
+    """O_NOATIME: reading the guest (planning, listing, backups) leaves its access times
+    as they were, so the atime a journal records and a revert restores is the guest's own.
+    Only the file's owner or root may ask for it: others read without it."""
+    try:
+        return os.open(host, flags | os.O_NOATIME | os.O_CLOEXEC)
+    except PermissionError:
+        return os.open(host, flags | os.O_CLOEXEC)
 
 
 def _lexists_at(dfd: int, name: str) -> bool:

@@ -85,10 +85,23 @@ def mount_plan(g, plan: MountPlan, *, readonly: bool) -> tuple[list[Mount], list
         return "/" if mount.target == "/" else _mount_point(g, mount.target, readonly)
 
     def attach(mount: Mount, point: str) -> None:
-        options = ",".join(mount_options(mount.fstype, mount.options, readonly=readonly))
+        options = ",".join(no_atime(mount_options(mount.fstype, mount.options, readonly=readonly)))
         g.mount_vfs(options, mount.fstype, mount.device.path, point)
 
     return mount_in_order(plan, where, attach, RuntimeError, error_text)
+
+
+# Every way a mount option sets how reads update access times; strictatime after noatime
+# would turn it off again (the kernel applies it last).
+ATIME_OPTIONS = frozenset({"atime", "noatime", "strictatime", "relatime", "norelatime",
+                           "diratime", "nodiratime"})  # fmt: skip
+
+
+def no_atime(options: list[str]) -> list[str]:
+    """The guest's options with noatime for its own: what vmtailor reads (planning,
+    backups) keeps its access time, so the atime a journal records, and a revert puts
+    back, is the guest's own. It changes nothing on disk (the guest's fstab decides at boot)."""
+    return [*(o for o in options if o not in ATIME_OPTIONS), "noatime"]
 
 
 def needs_sync(mounted: list[Mount], changed: set[str]) -> bool:
