@@ -34,6 +34,7 @@ import posixpath
 import time
 from collections.abc import Callable, Iterable
 
+from . import mountpoints
 from .journal_entry import (
     TEMP_NAME,
     RevertResult,
@@ -307,6 +308,13 @@ class Journal:
         # a format-2 journal continued here gets format 3's times from now on
         self.data["format"] = FORMAT
         self.data.setdefault("dir_times", {})
+        made = mountpoints.read(root)
+        if made is not None:
+            # the mount points made for this run are the journal's from now on
+            ours = self.data.setdefault("mount_points", [])
+            ours += [p for p in made.paths if p not in ours]
+            for folder, times in made.times.items():
+                self.data["dir_times"].setdefault(folder, times)
         self.data.update(
             state="applying",
             config_digest=config_digest,
@@ -315,6 +323,9 @@ class Journal:
         )
         self._save()
         self.fault("begin")
+        if made is not None:
+            root.remove(mountpoints.MARKER)
+            self.fault("remove mount points marker")
         if root.lexists(DIRS_MARKER):
             # journal.json holds the folders now (an applying run never has a revert's)
             root.remove(DIRS_MARKER)
@@ -404,16 +415,45 @@ class Journal:
                         hint="fix that path in the guest, then run revert again",
                     ) from None
                 self.fault(f"restore {entry['path']}")
+            self._unmake_mount_points(result)
             self._restore_dir_times()
             self.data["state"] = "reverted"
             self._save()
             self.fault("reverted")
         else:
             self.sweep()  # may remove a temp file from a folder: its times again
+            self._unmake_mount_points(result)
             self._restore_dir_times()
         self._remove_own_folder(result)
         self.data = None
         return result
+
+    def _unmake_mount_points(self, result: RevertResult) -> None:
+        """Remove the mount points the journal made, deepest first, those a filesystem is
+        still mounted on excepted: they go back into mountpoints.MARKER, for whoever
+        mounted it to remove after unmounting (see customizer/mountpoints.py). Before
+        journal.json goes, so a revert killed meanwhile does this again."""
+        root, pending = self.root, []
+        try:
+            for path in reversed(self.data.get("mount_points", [])):
+                if root.resolve_parent(path) != path or not plain_dir(root, path):
+                    continue  # gone already, or not the folder vmtailor made
+                if root.is_mount_point(path) or any(p.startswith(path + "/") for p in pending):
+                    pending.insert(0, path)
+                    continue
+                remove_if_empty(root, path, result)
+            if pending:
+                made = mountpoints.read(root) or mountpoints.Made()
+                made.paths += [p for p in pending if p not in made.paths]
+                times = self.data.get("dir_times", {})
+                for p in [*pending, "/"]:
+                    folder = posixpath.dirname(p) if p != "/" else p
+                    if folder in times:
+                        made.times.setdefault(folder, times[folder])
+                mountpoints.write(root, made)
+                self.fault("write mount points marker")
+        except RootError as exc:
+            raise JournalError(f"cannot remove the mount points vmtailor made: {exc}") from None
 
     def _restore_dir_times(self) -> None:
         """The times of every folder whose content vmtailor changed, after the last

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+from ..customizer import mountpoints
+from ..customizer.journal_schema import JournalError
 from ..customizer.root import RootError
 from ..customizer.storage.errors import StorageError
 from ..customizer.storage.guest import mount_in_order
@@ -69,7 +71,10 @@ def _mount_point(g, target: str, readonly: bool) -> str | None:
         if readonly:
             return None
         log.warning("the guest has no %s to mount on: creating it", target)
-        g.mkdir_p(resolved)
+        try:
+            mountpoints.make(root, resolved)  # journaled: see customizer/mountpoints.py
+        except (RootError, JournalError) as exc:
+            raise StorageError(f"cannot create the guest's {target}: {exc}") from None
     elif st.kind != "dir":
         raise StorageError(f"cannot mount the guest's {target}: {resolved} is not a directory")
     return resolved
@@ -102,6 +107,33 @@ def no_atime(options: list[str]) -> list[str]:
     backups) keeps its access time, so the atime a journal records, and a revert puts
     back, is the guest's own. It changes nothing on disk (the guest's fstab decides at boot)."""
     return [*(o for o in options if o not in ATIME_OPTIONS), "noatime"]
+
+
+def unmount_made(g, plan: MountPlan, mounted: list[Mount]) -> None:
+    """Unmount the guest's filesystems but /, deepest first, removing after each unmount
+    the mount points vmtailor made that no journal keeps (step 4 of
+    customizer/mountpoints.py); then the marker. Nothing to do (and nothing unmounted)
+    without the marker: umount_all does the rest."""
+    if not GuestfsRoot(g).lexists(mountpoints.MARKER):
+        return
+    resolved = {}
+    for mount in plan.mounts:
+        try:
+            resolved[mount.target] = GuestfsRoot(g).resolve(mount.target)
+        except RootError:
+            continue  # beneath a symlink loop, say: nothing of vmtailor's there
+    targets = list(resolved.values())
+    points = sorted((resolved[m.target] for m in mounted if m.target in resolved and m.target != "/"),
+                    key=len, reverse=True)  # fmt: skip
+    try:
+        for point in points:
+            g.umount(point)
+            # a fresh Root each time: its stat cache knew the mounted filesystem
+            mountpoints.remove_unmounted(GuestfsRoot(g), targets)
+        mountpoints.remove_unmounted(GuestfsRoot(g), targets)
+        mountpoints.finish(GuestfsRoot(g))
+    except RuntimeError as exc:
+        raise StorageError(f"cannot unmount the guest: {error_text(exc)}") from None
 
 
 def needs_sync(mounted: list[Mount], changed: set[str]) -> bool:
