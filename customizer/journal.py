@@ -282,7 +282,12 @@ class Journal:
             self._check_own_folder()  # before the marker: nothing written for a refusal
             left = self._half_made_folder() if self.data is None else None
             listed, times = _read_marker(root) or ([], {})
+            points = mountpoints.read(root)
             if self.data is None:
+                # a mount point made for this run changed / before this: its times first
+                for d, pair in (points.times if points else {}).items():
+                    if d in TAIL_DIRS:
+                        times.setdefault(d, pair)
                 # the intent first: a run killed between these mkdirs and journal.json
                 # leaves folders that only this marker says are vmtailor's, and the times
                 # of those above them, which only it has from before
@@ -308,12 +313,11 @@ class Journal:
         # a format-2 journal continued here gets format 3's times from now on
         self.data["format"] = FORMAT
         self.data.setdefault("dir_times", {})
-        made = mountpoints.read(root)
-        if made is not None:
+        if points is not None:
             # the mount points made for this run are the journal's from now on
             ours = self.data.setdefault("mount_points", [])
-            ours += [p for p in made.paths if p not in ours]
-            for folder, times in made.times.items():
+            ours += [p for p in points.paths if p not in ours]
+            for folder, times in points.times.items():
                 self.data["dir_times"].setdefault(folder, times)
         self.data.update(
             state="applying",
@@ -323,7 +327,7 @@ class Journal:
         )
         self._save()
         self.fault("begin")
-        if made is not None:
+        if points is not None:
             root.remove(mountpoints.MARKER)
             self.fault("remove mount points marker")
         if root.lexists(DIRS_MARKER):
