@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tree_digest
+from tests.conftest import small_guest, tree_digest
 from tests.unit.test_journal import Cut, _cut_at
 from tests.unit.test_journal_times import _aged, _paths, _times
 from vmtailor.customizer import config, engine, mountpoints
@@ -36,12 +36,8 @@ class Mounted(LocalRoot):
 
 
 def _guest(top: Path) -> Path:
-    (top / "etc").mkdir(parents=True)
+    small_guest(top)
     (top / "var/lib").mkdir(parents=True)
-    (top / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
-    (top / "etc/hostname").write_text("template\n")
-    (top / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (top / "etc/group").write_text("root:x:0:\n")
     return top
 
 
