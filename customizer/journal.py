@@ -317,8 +317,8 @@ class Journal:
             # the mount points made for this run are the journal's from now on
             ours = self.data.setdefault("mount_points", [])
             ours += [p for p in points.paths if p not in ours]
-            for folder, times in points.times.items():
-                self.data["dir_times"].setdefault(folder, times)
+            for folder, pair in points.times.items():
+                self.data["dir_times"].setdefault(folder, pair)
         self.data.update(
             state="applying",
             config_digest=config_digest,
@@ -541,7 +541,7 @@ def _finish_marker(root: Root, made: list[str], times: dict, result, fault: Faul
         remove_if_empty(root, d, result, report=False)
         fault(f"remove {d}")
     for d in sorted(times, key=lambda d: -len(d)):
-        if d != "/" and plain_dir(root, d):
+        if d != "/" and root.resolve_parent(d) == d and plain_dir(root, d):
             root.set_times(d, *times[d])
     if root.lexists(DIRS_MARKER):
         root.remove(DIRS_MARKER)

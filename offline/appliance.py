@@ -235,7 +235,8 @@ class Appliance:
             sync = guest is not None and needs_sync(guest.mounted, guest.root.changed)
             try:
                 if guest is not None and not self.readonly:
-                    unmount_made(g, guest.found.plan, guest.mounted)
+                    # what it removes is on /, whatever its filesystem: flushed to be safe
+                    sync = unmount_made(g, guest.found.plan, guest.mounted) or sync
             except VmtailorError as exc:
                 if not failed:
                     raise

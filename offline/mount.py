@@ -109,13 +109,13 @@ def no_atime(options: list[str]) -> list[str]:
     return [*(o for o in options if o not in ATIME_OPTIONS), "noatime"]
 
 
-def unmount_made(g, plan: MountPlan, mounted: list[Mount]) -> None:
+def unmount_made(g, plan: MountPlan, mounted: list[Mount]) -> bool:
     """Unmount the guest's filesystems but /, deepest first, removing after each unmount
     the mount points vmtailor made that no journal keeps (step 4 of
     customizer/mountpoints.py); then the marker. Nothing to do (and nothing unmounted)
-    without the marker: umount_all does the rest."""
+    without the marker: umount_all does the rest. Whether it changed the guest."""
     if not GuestfsRoot(g).lexists(mountpoints.MARKER):
-        return
+        return False
     resolved = {}
     for mount in plan.mounts:
         try:
@@ -134,6 +134,7 @@ def unmount_made(g, plan: MountPlan, mounted: list[Mount]) -> None:
         mountpoints.finish(GuestfsRoot(g))
     except RuntimeError as exc:
         raise StorageError(f"cannot unmount the guest: {error_text(exc)}") from None
+    return True
 
 
 def needs_sync(mounted: list[Mount], changed: set[str]) -> bool:

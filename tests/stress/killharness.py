@@ -134,6 +134,9 @@ def journal_digest(top: Path) -> dict | None:
     entries = {}
     for entry in data.get("entries", []):
         entry = dict(entry)
+        # the times it saved are the copy's (the trees are copies); revert compares them
+        entry.pop("atime_ns", None)
+        entry.pop("mtime_ns", None)
         backup = entry.pop("backup", None)
         if backup is not None:
             f = top / backup.lstrip("/")
