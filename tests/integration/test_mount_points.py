@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -17,6 +18,8 @@ os.environ.setdefault("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
 
 from vmtailor.customizer import config, engine  # noqa: E402
 from vmtailor.customizer.mountpoints import MARKER  # noqa: E402
+from vmtailor.customizer.storage.guest import mount_guest  # noqa: E402
+from vmtailor.customizer.storage.mount import Mounts  # noqa: E402
 from vmtailor.offline.appliance import Appliance, Drive, GuestSpec  # noqa: E402
 
 CONFIG = {
@@ -106,3 +109,47 @@ def test_home_is_made_through_the_journal_and_reverted(appliance):
     assert changed == []
     differ = [p for p in before["paths"] if before["paths"][p] != after["paths"][p]]
     assert differ == []  # content, mode, owner and times of both subvolumes
+
+
+def test_the_initrd_removes_a_mount_point_no_journal_took(
+    guest_copy, attach, tmp_path, mountinfo, btrfs_lock
+):
+    """The initrd's side, on a loop-attached btrfs fixture with @/home removed: mounting
+    makes /home (the /home subvolume is mounted there) and names it in the marker; a run
+    whose journal never took it (nothing applied here) leaves, once unmounted, no /home,
+    no marker, and the root subvolume's times as they were."""
+    image = guest_copy("btrfs")
+    top, sysroot = tmp_path / "top", tmp_path / "sysroot"
+    top.mkdir()
+    sysroot.mkdir()
+    with attach(image) as devices:
+        part = next(d.path for d in devices if d.fstype == "btrfs")
+
+        def root_subvolume():
+            subprocess.run(["mount", "-o", "noatime", part, str(top)], check=True)
+            try:
+                st = os.lstat(top / "@")
+                return (
+                    (top / "@/home").exists(),
+                    (top / "@" / MARKER.lstrip("/")).exists(),
+                    (
+                        st.st_atime_ns,
+                        st.st_mtime_ns,
+                    ),
+                )
+            finally:
+                subprocess.run(["umount", str(top)], check=True)
+
+        subprocess.run(["mount", part, str(top)], check=True)
+        try:
+            os.rmdir(top / "@/home")
+        finally:
+            subprocess.run(["umount", str(top)], check=True)
+        before = root_subvolume()
+        assert before[:2] == (False, False)
+        with Mounts() as mounts:
+            mount_guest(devices, str(sysroot), mounts)
+            assert (sysroot / "home/template/on-at-home").exists()
+            assert json.loads((sysroot / MARKER.lstrip("/")).read_text())["made"] == ["/home"]
+        assert mountinfo(sysroot) == []
+        assert root_subvolume() == before
