@@ -97,9 +97,10 @@ def refuse_unclean(plan: MountPlan) -> None:
             )
 
 
-def _mount_point(sysroot: str, target: str) -> str:
+def _mount_point(sysroot: str, target: str, readonly: bool) -> str | None:
     """The host path for guest path `target`, resolved *inside* the guest (a symlinked
-    /home must not lead a mount out of the sysroot), created when missing."""
+    /home must not lead a mount out of the sysroot); created when missing, unless
+    read-only — then None."""
     root = LocalRoot(sysroot)
     try:
         resolved = root.resolve(target)
@@ -107,6 +108,8 @@ def _mount_point(sysroot: str, target: str) -> str:
         raise StorageError(f"cannot mount the guest's {target}: {exc}") from None
     path = root.host_path(resolved)
     if not os.path.lexists(path):
+        if readonly:
+            return None
         log.warning("the guest has no %s to mount on: creating it", target)
         try:
             mountpoints.make(root, resolved)  # journaled: see customizer/mountpoints.py
@@ -127,8 +130,8 @@ def mount_plan(
     if not readonly:
         refuse_unclean(plan)
 
-    def where(mount: Mount) -> str:
-        return sysroot if mount.target == "/" else _mount_point(sysroot, mount.target)
+    def where(mount: Mount) -> str | None:
+        return sysroot if mount.target == "/" else _mount_point(sysroot, mount.target, readonly)
 
     def attach(mount: Mount, point: str) -> None:
         log.debug("mounting %s (%s) on %s", mount.device.path, mount.fstype, mount.target)
