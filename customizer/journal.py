@@ -17,6 +17,14 @@ JournalError naming it, and nothing changed.
 A revert marks the journal "reverting", restores every entry (each restore is idempotent,
 so a revert cut off anywhere is simply run again), marks it "reverted", removes the
 originals and removes journal.json last: until then a second revert finds what it needs.
+
+Times: backup tools and virt-diff compare mtimes, so a revert puts back the atime and mtime
+of every path it restores (recorded with its entry) and of every folder whose content
+vmtailor changed (dir_times: recorded before the first change in it, so restored after the
+last). The folders above the journal's own (/, /var, /var/lib) change when the journal
+itself is made and removed: their times travel in DIRS_MARKER, written before the first
+and removed before the last of those changes. What no record can cover is the one syscall
+between removing DIRS_MARKER and putting back the times of /, where the marker was.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import posixpath
 import time
 from collections.abc import Callable, Iterable
 
+from . import mountpoints
 from .journal_entry import (
     TEMP_NAME,
     RevertResult,
@@ -47,6 +56,8 @@ from .journal_schema import (
     JOURNAL_PARENTS,
     MAX_ENTRIES,
     MAX_JOURNAL_BYTES,
+    MAX_TIME,
+    MIN_TIME,
     ORIGINALS,
     JournalError,
     check_path,
@@ -65,9 +76,15 @@ __all__ = [
 # Called with a step name after each step is on disk; tests raise from it to cut a run.
 FaultHook = Callable[[str], None]
 
-# Written by a revert before it removes journal.json when it has folders to remove after
-# it (the journal's own /var, /var/lib in a guest that had none); removed after them.
+# {"dirs": [...], "times": {folder: [atime_ns, mtime_ns]}}: the folders vmtailor makes for
+# its journal (/var, /var/lib in a guest that had none) and the times of those above it that
+# the journal's making and removal change. Written by a first apply before it makes any of
+# them, folded into journal.json; written again by a revert before it removes
+# journal.json, and removed after them. (An older vmtailor wrote only the list of folders.)
 DIRS_MARKER = "/.vmtailor-revert-dirs.json"
+MAX_MARKER = 4096
+# The folders whose times the journal's own folder changes, deepest last.
+TAIL_DIRS = ("/", *JOURNAL_PARENTS)
 
 
 def _no_fault(step: str) -> None:
@@ -262,16 +279,25 @@ class Journal:
         root = self.root
         try:
             # looked for before _ensure_dir makes a fresh (empty) folder
+            self._check_own_folder()  # before the marker: nothing written for a refusal
             left = self._half_made_folder() if self.data is None else None
-            listed = _read_marker(root) or []
-            missing = [d for d in JOURNAL_PARENTS if root.lstat(d) is None]
-            if missing:
+            listed, times = _read_marker(root) or ([], {})
+            points = mountpoints.read(root)
+            if self.data is None:
+                # a mount point made for this run changed / before this: its times first
+                for d, pair in (points.times if points else {}).items():
+                    if d in TAIL_DIRS:
+                        times.setdefault(d, pair)
                 # the intent first: a run killed between these mkdirs and journal.json
-                # leaves folders that only this marker says are vmtailor's
-                intent = [d for d in JOURNAL_PARENTS if d in {*missing, *listed}]
-                root.write_bytes(DIRS_MARKER, json.dumps(intent).encode(), 0o600, 0, 0)
+                # leaves folders that only this marker says are vmtailor's, and the times
+                # of those above them, which only it has from before
+                missing = [d for d in JOURNAL_PARENTS if root.lstat(d) is None]
+                listed = [d for d in JOURNAL_PARENTS if d in {*missing, *listed}]
+                for d in TAIL_DIRS:
+                    if d not in times and d not in listed and plain_dir(root, d):
+                        times[d] = list(root.times(d))
+                _write_marker(root, listed, times)
                 self.fault("write marker")
-                listed = intent
             made = self._ensure_dir(ORIGINALS)
         except RootError as exc:
             raise JournalError(f"cannot create the journal: {exc}") from None
@@ -282,7 +308,17 @@ class Journal:
                 "entries": [],
                 # directories made for the journal itself, removed again by revert
                 "journal_dirs": [d for d in JOURNAL_PARENTS if d in ours],
+                "dir_times": times,
             }
+        # a format-2 journal continued here gets format 3's times from now on
+        self.data["format"] = FORMAT
+        self.data.setdefault("dir_times", {})
+        if points is not None:
+            # the mount points made for this run are the journal's from now on
+            ours = self.data.setdefault("mount_points", [])
+            ours += [p for p in points.paths if p not in ours]
+            for folder, pair in points.times.items():
+                self.data["dir_times"].setdefault(folder, pair)
         self.data.update(
             state="applying",
             config_digest=config_digest,
@@ -291,6 +327,9 @@ class Journal:
         )
         self._save()
         self.fault("begin")
+        if points is not None:
+            root.remove(mountpoints.MARKER)
+            self.fault("remove mount points marker")
         if root.lexists(DIRS_MARKER):
             # journal.json holds the folders now (an applying run never has a revert's)
             root.remove(DIRS_MARKER)
@@ -310,8 +349,11 @@ class Journal:
         entry = {"path": path, "kind": st.kind if st else "absent"}
         if secret:
             entry["secret"] = True
+        self._note_folder(posixpath.dirname(path))
         if st is not None:
             entry.update(mode=st.mode, uid=st.uid, gid=st.gid)
+            # before the backup reads it (a read may move the atime)
+            entry["atime_ns"], entry["mtime_ns"] = self.root.times(path)
         if st is not None and st.kind == "file":
             backup = f"{ORIGINALS}/{len(self.data['entries']):05d}"
             old = self.root.lstat(backup)
@@ -333,6 +375,17 @@ class Journal:
         self._index[path] = entry
         self._save()
         self.fault(f"record {path}")
+
+    def _note_folder(self, folder: str) -> None:
+        """The times of a folder whose content is about to change, unless they are
+        recorded already or vmtailor made it (revert removes it). Saved with the entry
+        whose change comes next."""
+        times = self.data["dir_times"]
+        made = self._index.get(folder)
+        if folder in times or (made is not None and made["kind"] == "absent"):
+            return
+        if plain_dir(self.root, folder):
+            times[folder] = list(self.root.times(folder))
 
     def apply(self, change: Change) -> None:
         self.record(change.path, change.secret)
@@ -366,14 +419,59 @@ class Journal:
                         hint="fix that path in the guest, then run revert again",
                     ) from None
                 self.fault(f"restore {entry['path']}")
+            self._unmake_mount_points(result)
+            self._restore_dir_times()
             self.data["state"] = "reverted"
             self._save()
             self.fault("reverted")
         else:
-            self.sweep()
+            self.sweep()  # may remove a temp file from a folder: its times again
+            self._unmake_mount_points(result)
+            self._restore_dir_times()
         self._remove_own_folder(result)
         self.data = None
         return result
+
+    def _unmake_mount_points(self, result: RevertResult) -> None:
+        """Remove the mount points the journal made, deepest first, those a filesystem is
+        still mounted on excepted: they go back into mountpoints.MARKER, for whoever
+        mounted it to remove after unmounting (see customizer/mountpoints.py). Before
+        journal.json goes, so a revert killed meanwhile does this again."""
+        root, pending = self.root, []
+        try:
+            for path in reversed(self.data.get("mount_points", [])):
+                if root.resolve_parent(path) != path or not plain_dir(root, path):
+                    continue  # gone already, or not the folder vmtailor made
+                if root.is_mount_point(path) or any(p.startswith(path + "/") for p in pending):
+                    pending.insert(0, path)
+                    continue
+                remove_if_empty(root, path, result)
+            if pending:
+                made = mountpoints.read(root) or mountpoints.Made()
+                made.paths += [p for p in pending if p not in made.paths]
+                times = self.data.get("dir_times", {})
+                for p in [*pending, "/"]:
+                    folder = posixpath.dirname(p) if p != "/" else p
+                    if folder in times:
+                        made.times.setdefault(folder, times[folder])
+                mountpoints.write(root, made)
+                self.fault("write mount points marker")
+        except RootError as exc:
+            raise JournalError(f"cannot remove the mount points vmtailor made: {exc}") from None
+
+    def _restore_dir_times(self) -> None:
+        """The times of every folder whose content vmtailor changed, after the last
+        change in it (restores included). A folder that is gone, or is reached through a
+        symlink now, is left alone: times are worth no refusal."""
+        for folder, (atime, mtime) in self.data.get("dir_times", {}).items():
+            try:
+                if self.root.resolve_parent(folder) == folder and plain_dir(self.root, folder):
+                    self.root.set_times(folder, atime, mtime)
+            except RootError as exc:
+                raise JournalError(
+                    f"cannot restore the times of {folder}: {exc}",
+                    hint="fix that path in the guest, then run revert again",
+                ) from None
 
     def _remove_own_folder(self, result: RevertResult) -> None:
         root = self.root
@@ -386,19 +484,21 @@ class Journal:
                     self.fault(f"remove {path}")
             remove_if_empty(root, ORIGINALS, result, report=False)
         made = self.data["journal_dirs"]
-        if made:
-            # the folders made for the journal outlive journal.json: say which they are
-            root.write_bytes(DIRS_MARKER, json.dumps(made).encode(), 0o600, 0, 0)
+        times = {
+            d: t
+            for d, t in self.data.get("dir_times", {}).items()
+            if d in TAIL_DIRS and d not in made
+        }
+        if made or times:
+            # the folders made for the journal, and the times of those above it, outlive
+            # journal.json: say which they are
+            _write_marker(root, made, times)
             self.fault("write marker")
         # journal.json goes last: a revert killed before this line is simply run again
         root.remove(JOURNAL_FILE)
         self.fault("remove journal")
         remove_if_empty(root, JOURNAL_DIR, result, report=False)
-        for d in reversed(made):
-            remove_if_empty(root, d, result, report=False)
-            self.fault(f"remove {d}")
-        if made:
-            root.remove(DIRS_MARKER)
+        _finish_marker(root, made, times, result, self.fault)
 
     def _finish_cut_cleanup(self) -> RevertResult:
         """No journal.json: nothing to revert, unless a run was killed before its first
@@ -418,10 +518,8 @@ class Journal:
                 for d in chain:
                     root.remove(d)
                 result = RevertResult([], chain, [])
-                for d in reversed(listed or []):
-                    remove_if_empty(root, d, result, report=False)
                 if listed is not None:
-                    root.remove(DIRS_MARKER)
+                    _finish_marker(root, *listed, result, _no_fault)
                 return result
         except RootError as exc:
             raise JournalError(f"cannot remove vmtailor's empty folder: {exc}") from None
@@ -431,17 +529,47 @@ class Journal:
         )
 
 
-def _read_marker(root: Root) -> list[str] | None:
-    """The folders a revert killed after removing journal.json has still to remove."""
+def _write_marker(root: Root, dirs: list[str], times: dict) -> None:
+    text = json.dumps({"dirs": dirs, "times": times}, sort_keys=True)
+    root.write_bytes(DIRS_MARKER, text.encode(), 0o600, 0, 0)
+
+
+def _finish_marker(root: Root, made: list[str], times: dict, result, fault: FaultHook) -> None:
+    """After journal.json: remove the folders made for the journal, the marker, and put
+    back the times of the folders above (/ last: removing the marker changed it)."""
+    for d in reversed(made):
+        remove_if_empty(root, d, result, report=False)
+        fault(f"remove {d}")
+    for d in sorted(times, key=lambda d: -len(d)):
+        if d != "/" and root.resolve_parent(d) == d and plain_dir(root, d):
+            root.set_times(d, *times[d])
+    if root.lexists(DIRS_MARKER):
+        root.remove(DIRS_MARKER)
+    if "/" in times:
+        root.set_times("/", *times["/"])
+
+
+def _read_marker(root: Root) -> tuple[list[str], dict] | None:
+    """What DIRS_MARKER says: (folders vmtailor made for its journal, the times of the
+    folders above it), or None when there is none. Untrusted like the journal."""
     st = root.lstat(DIRS_MARKER)
     if st is None:
         return None
     try:
-        if st.kind != "file" or st.size > 256:
+        if st.kind != "file" or st.size > MAX_MARKER:
             raise ValueError("not a small file")
         listed = json.loads(root.read_bytes(DIRS_MARKER))
+        times: dict = {}
+        if isinstance(listed, dict) and set(listed) == {"dirs", "times"}:
+            listed, times = listed["dirs"], listed["times"]
+            if not isinstance(times, dict) or not set(times) <= set(TAIL_DIRS):
+                raise ValueError("times of a folder that is not above the journal")
+            for pair in times.values():
+                ok = isinstance(pair, list) and len(pair) == 2
+                if not ok or not all(type(t) is int and MIN_TIME <= t <= MAX_TIME for t in pair):
+                    raise ValueError("times that are not [atime_ns, mtime_ns]")
         if not isinstance(listed, list) or not set(listed) <= set(JOURNAL_PARENTS):
             raise ValueError("not a list of vmtailor's folders")
-    except (ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError, TypeError) as exc:
         raise JournalError(f"{DIRS_MARKER} in the guest is not vmtailor's: {exc}") from None
-    return [d for d in JOURNAL_PARENTS if d in listed]
+    return [d for d in JOURNAL_PARENTS if d in listed], times

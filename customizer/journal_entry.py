@@ -176,16 +176,16 @@ def restore(root: Root, entry: dict, result: RevertResult) -> None:
         if entry["label"]:
             root.set_label(path, entry["label"])
     elif kind == "symlink":
-        if current is not None and root.readlink(path) == entry["target"]:
-            result.restored.append(path)
-            return
-        if current is not None:
-            root.remove(path)
-        root.symlink(entry["target"], path)
+        if current is None or root.readlink(path) != entry["target"]:
+            if current is not None:
+                root.remove(path)
+            root.symlink(entry["target"], path)
     elif kind == "dir":
         if current is None:
             root.mkdir(path, entry["mode"], entry["uid"], entry["gid"])
         else:
             root.chown(path, entry["uid"], entry["gid"])
             root.chmod(path, entry["mode"])
+    if "mtime_ns" in entry:  # format 2 journals have no times
+        root.set_times(path, entry["atime_ns"], entry["mtime_ns"])
     result.restored.append(path)

@@ -25,7 +25,11 @@ ORIGINALS = f"{JOURNAL_DIR}/originals"
 # 2: backups carry size and sha256, entries may be secret, the journal carries a digest.
 # Format 1 is refused (see check_format): it has no checksums, so a format-1 journal
 # would let anyone who can write the guest restore any bytes to any path.
-FORMAT = 2
+# 3: entries may carry the path's atime_ns and mtime_ns, the journal the times of the
+# folders whose content it changed (dir_times) and the mount points it made (mount_points).
+# Format 2 journals (none of these) are still reverted: without their times.
+FORMAT = 3
+FORMATS = (2, 3)
 
 MAX_JOURNAL_BYTES = 16 << 20
 MAX_ENTRIES = 100_000
@@ -34,6 +38,8 @@ MAX_NAME = 255  # bytes in one path component (NAME_MAX)
 MAX_LABEL = 4096
 MAX_ID = 2**32 - 2  # uid/gid; 2**32-1 is (uid_t)-1, "leave unchanged" to chown
 MAX_TIME = 2**63 - 1
+MIN_TIME = -(2**63)  # a file's times may be before 1970
+MAX_MOUNT_POINTS = 64
 MAX_BACKUP_BYTES = 1 << 32
 
 STATES = ("applying", "applied", "reverting", "reverted")
@@ -46,15 +52,17 @@ HEX = re.compile(r"\A[0-9a-f]*\Z")
 JOURNAL_PARENTS = ("/var", "/var/lib")
 
 _COMMON = {"path", "kind", "secret"}
+_TIMES = ("atime_ns", "mtime_ns")  # optional (format 2 has none), both or neither
+_OPTIONAL = {"secret", *_TIMES}
 _KEYS = {
     "absent": _COMMON,
-    "file": _COMMON | {"mode", "uid", "gid", "label", "backup", "sha256", "size"},
-    "dir": _COMMON | {"mode", "uid", "gid", "label"},
-    "symlink": _COMMON | {"mode", "uid", "gid", "target"},
+    "file": _COMMON | {"mode", "uid", "gid", "label", "backup", "sha256", "size", *_TIMES},
+    "dir": _COMMON | {"mode", "uid", "gid", "label", *_TIMES},
+    "symlink": _COMMON | {"mode", "uid", "gid", "target", *_TIMES},
 }
 _TOP = {
     "format", "state", "config_digest", "started", "finished", "last_changes",
-    "journal_dirs", "entries", "digest",
+    "journal_dirs", "entries", "digest", "dir_times", "mount_points",
 }  # fmt: skip
 
 
@@ -132,6 +140,8 @@ def check(data) -> None:
     if "finished" in data:
         _int(data["finished"], "finished", 0, MAX_TIME)
     _journal_dirs(data["journal_dirs"])
+    dir_times(data.get("dir_times", {}), "dir_times", MAX_ENTRIES + len(JOURNAL_PARENTS) + 1)
+    mount_points(data.get("mount_points", []), "mount_points")
     _last_changes(data.get("last_changes", []))
     _entries(data["entries"])
 
@@ -143,7 +153,7 @@ def check_format(value) -> None:
             "without checksums of its backups); this vmtailor won't act on it",
             hint="revert it with the vmtailor version that applied it",
         )
-    if value != FORMAT or type(value) is not int:
+    if value not in FORMATS or type(value) is not int:
         raise _refuse(f"unknown format {_name(value)}")
 
 
@@ -202,6 +212,41 @@ def _journal_dirs(value) -> None:
         raise _refuse("journal_dirs names a directory twice")
 
 
+def times(value, what: str) -> tuple[int, int]:
+    """[atime_ns, mtime_ns] as the journal and its markers record a path's times."""
+    if not isinstance(value, list) or len(value) != 2:
+        raise _refuse(f"{what} is {_name(value)}, not [atime_ns, mtime_ns]")
+    atime = _int(value[0], f"{what} atime_ns", MIN_TIME, MAX_TIME)
+    return atime, _int(value[1], f"{what} mtime_ns", MIN_TIME, MAX_TIME)
+
+
+def dir_times(value, what: str, limit: int) -> dict[str, tuple[int, int]]:
+    """{folder: [atime_ns, mtime_ns]}: folders whose content vmtailor changed, "/" too."""
+    if not isinstance(value, dict) or len(value) > limit:
+        raise _refuse(f"{what} is not a map of at most {limit} folders")
+    out = {}
+    for path, pair in value.items():
+        if path != "/":
+            check_path(path, f"a {what} folder")
+        if is_bookkeeping(path):
+            raise _refuse(f"{what} names vmtailor's own folder")
+        out[path] = times(pair, f"{what} of {_name(path)}")
+    return out
+
+
+def mount_points(value, what: str) -> list[str]:
+    """The mount points vmtailor made, in the order it made them."""
+    if not isinstance(value, list) or len(value) > MAX_MOUNT_POINTS:
+        raise _refuse(f"{what} is not a list of at most {MAX_MOUNT_POINTS} paths")
+    for path in value:
+        check_path(path, f"a {what} path")
+        if is_bookkeeping(path):
+            raise _refuse(f"{what} names {_name(path)}, vmtailor's own folder")
+    if len(set(value)) != len(value):
+        raise _refuse(f"{what} names a path twice")
+    return value
+
+
 def _last_changes(value) -> None:
     if not isinstance(value, list) or len(value) > MAX_ENTRIES:
         raise _refuse("last_changes is not a list")
@@ -238,7 +283,7 @@ def check_entry(entry, i: int) -> None:
     where = f"entry {i}"
     path = check_path(entry.get("path"), f"{where} path")
     where = f"entry {i} ({path})"
-    missing = _KEYS[kind] - {"secret"} - set(entry)
+    missing = _KEYS[kind] - _OPTIONAL - set(entry)
     extra = set(entry) - _KEYS[kind]
     if missing or extra:
         key = sorted(missing)[0] if missing else _name(sorted(extra, key=repr)[0])
@@ -251,6 +296,10 @@ def check_entry(entry, i: int) -> None:
         raise _refuse(f"{where}: secret is {_name(entry['secret'])}, not true or false")
     if kind == "absent":
         return
+    if any(k in entry for k in _TIMES):
+        if not all(k in entry for k in _TIMES):
+            raise _refuse(f"{where}: atime_ns and mtime_ns come together")
+        times([entry["atime_ns"], entry["mtime_ns"]], where)
     mode = _int(entry["mode"], f"{where} mode", 0, 0o7777)
     _int(entry["uid"], f"{where} uid", 0, MAX_ID)
     _int(entry["gid"], f"{where} gid", 0, MAX_ID)

@@ -56,6 +56,24 @@ class LocalRoot(Root):
             _kind(st.st_mode), statmod.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_size
         )
 
+    def _times_resolved(self, real: str) -> tuple[int, int] | None:
+        try:
+            st = os.lstat(self.host_path(real))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise self._fail("stat", real, exc) from None
+        return st.st_atime_ns, st.st_mtime_ns
+
+    def _set_times_resolved(self, real: str, path: str, atime_ns: int, mtime_ns: int) -> None:
+        # `real` has no symlink before its last component (resolve_parent): only the last
+        # one must not be followed
+        try:
+            os.utime(self.host_path(real), ns=(atime_ns, mtime_ns), follow_symlinks=False)
+        except (OSError, OverflowError) as exc:
+            why = os.strerror(exc.errno or 0) if isinstance(exc, OSError) else "out of range"
+            raise RootError(f"cannot set the times of {path} in the guest: {why}") from None
+
     def _readlink_resolved(self, path: str) -> str:
         try:
             return os.readlink(self.host_path(path))
@@ -72,7 +90,7 @@ class LocalRoot(Root):
             raise RootError(f"cannot read {path} in the guest: not a regular file")
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
         try:
-            fd = os.open(self.host_path(real), flags)
+            fd = _open_noatime(self.host_path(real), flags)
         except OSError as exc:
             raise self._fail("open", path, exc) from None
         try:
@@ -115,7 +133,11 @@ class LocalRoot(Root):
     def listdir(self, path: str) -> list[str]:
         real = self.resolve(path)
         try:
-            return sorted(os.listdir(self.host_path(real)))
+            fd = _open_noatime(self.host_path(real), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                return sorted(os.listdir(fd))
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise self._fail("list", path, exc) from None
 
@@ -283,6 +305,16 @@ class LocalRoot(Root):
             if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 return
             raise self._fail("label", path, exc) from None
+
+
+def _open_noatime(host: str, flags: int) -> int:
+    """O_NOATIME: reading the guest (planning, listing, backups) leaves its access times
+    as they were, so the atime a journal records and a revert restores is the guest's own.
+    Only the file's owner or root may ask for it: others read without it."""
+    try:
+        return os.open(host, flags | os.O_NOATIME | os.O_CLOEXEC)
+    except PermissionError:
+        return os.open(host, flags | os.O_CLOEXEC)
 
 
 def _lexists_at(dfd: int, name: str) -> bool:

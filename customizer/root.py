@@ -180,6 +180,12 @@ class Root(ABC):
     @abstractmethod
     def set_label(self, path: str, label: str) -> None: ...
 
+    @abstractmethod
+    def _times_resolved(self, real: str) -> tuple[int, int] | None: ...
+
+    @abstractmethod
+    def _set_times_resolved(self, real: str, path: str, atime_ns: int, mtime_ns: int) -> None: ...
+
     # -- reads and writes, shared by all implementations ----------------------------
     def read_bytes(self, path: str, limit: int | None = READ_LIMIT) -> bytes:
         """A regular file's bytes; over `limit` bytes (None: no limit) is a RootError."""
@@ -382,6 +388,16 @@ class Root(ABC):
             # The primitive's error would name `real`, not the path the caller asked for.
             raise RootError(f"cannot read link {path} in the guest: not a symbolic link")
         return self._readlink_resolved(real)
+
+    def times(self, path: str) -> tuple[int, int] | None:
+        """(atime, mtime) in nanoseconds of the path itself (a last symlink not followed),
+        or None when it does not exist."""
+        return self._times_resolved(self.resolve_parent(path))
+
+    def set_times(self, path: str, atime_ns: int, mtime_ns: int) -> None:
+        """Give the path itself (a last symlink not followed; "/" included) these times:
+        revert puts back what a backup tool or virt-diff compares, besides the bytes."""
+        self._set_times_resolved(self.resolve_parent(path), path, atime_ns, mtime_ns)
 
     def read_text(self, path: str) -> str:
         return self.read_bytes(path).decode("utf-8", errors="surrogateescape")

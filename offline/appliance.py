@@ -24,7 +24,7 @@ from ..customizer.storage.guest import FoundGuest
 from ..customizer.storage.plan import Mount
 from .devices import guest_devices, partitions_by_disk, release_lvm
 from .guestfs_root import GuestfsRoot, error_text
-from .mount import mount_plan, needs_sync
+from .mount import mount_plan, needs_sync, unmount_made
 from .probe import find_guest
 
 log = logging.getLogger("vmtailor.offline")
@@ -233,7 +233,16 @@ class Appliance:
             raise
         finally:
             sync = guest is not None and needs_sync(guest.mounted, guest.root.changed)
-            self._release(g, lvm, failed, sync and not self.readonly)
+            try:
+                if guest is not None and not self.readonly:
+                    # what it removes is on /, whatever its filesystem: flushed to be safe
+                    sync = unmount_made(g, guest.found.plan, guest.mounted) or sync
+            except VmtailorError as exc:
+                if not failed:
+                    raise
+                log.warning("cleanup after a failed guest: %s", exc)
+            finally:
+                self._release(g, lvm, failed, sync and not self.readonly)
 
     def _release(self, g, lvm: bool, failed: bool, sync: bool) -> None:
         """Unmount, deactivate, flush. Unmounting the journaled filesystems flushes their

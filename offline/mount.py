@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+from ..customizer import mountpoints
+from ..customizer.journal_schema import JournalError
 from ..customizer.root import RootError
 from ..customizer.storage import recovery
 from ..customizer.storage.errors import StorageError
@@ -61,7 +63,10 @@ def _mount_point(g, target: str, readonly: bool) -> str | None:
         if readonly:
             return None
         log.warning("the guest has no %s to mount on: creating it", target)
-        g.mkdir_p(resolved)
+        try:
+            mountpoints.make(root, resolved)  # journaled: see customizer/mountpoints.py
+        except (RootError, JournalError) as exc:
+            raise StorageError(f"cannot create the guest's {target}: {exc}") from None
     elif st.kind != "dir":
         raise StorageError(f"cannot mount the guest's {target}: {resolved} is not a directory")
     return resolved
@@ -77,10 +82,51 @@ def mount_plan(g, plan: MountPlan, *, readonly: bool) -> tuple[list[Mount], list
         return "/" if mount.target == "/" else _mount_point(g, mount.target, readonly)
 
     def attach(mount: Mount, point: str) -> None:
-        options = ",".join(mount_options(mount.fstype, mount.options, readonly=readonly))
+        options = ",".join(no_atime(mount_options(mount.fstype, mount.options, readonly=readonly)))
         g.mount_vfs(options, mount.fstype, mount.device.path, point)
 
     return mount_in_order(plan, where, attach, RuntimeError, error_text)
+
+
+# Every way a mount option sets how reads update access times; strictatime after noatime
+# would turn it off again (the kernel applies it last).
+ATIME_OPTIONS = frozenset({"atime", "noatime", "strictatime", "relatime", "norelatime",
+                           "diratime", "nodiratime"})  # fmt: skip
+
+
+def no_atime(options: list[str]) -> list[str]:
+    """The guest's options with noatime for its own: what vmtailor reads (planning,
+    backups) keeps its access time, so the atime a journal records, and a revert puts
+    back, is the guest's own. It changes nothing on disk (the guest's fstab decides at boot)."""
+    return [*(o for o in options if o not in ATIME_OPTIONS), "noatime"]
+
+
+def unmount_made(g, plan: MountPlan, mounted: list[Mount]) -> bool:
+    """Unmount the guest's filesystems but /, deepest first, removing after each unmount
+    the mount points vmtailor made that no journal keeps (step 4 of
+    customizer/mountpoints.py); then the marker. Nothing to do (and nothing unmounted)
+    without the marker: umount_all does the rest. Whether it changed the guest."""
+    if not GuestfsRoot(g).lexists(mountpoints.MARKER):
+        return False
+    resolved = {}
+    for mount in plan.mounts:
+        try:
+            resolved[mount.target] = GuestfsRoot(g).resolve(mount.target)
+        except RootError:
+            continue  # beneath a symlink loop, say: nothing of vmtailor's there
+    targets = list(resolved.values())
+    points = sorted((resolved[m.target] for m in mounted if m.target in resolved and m.target != "/"),
+                    key=len, reverse=True)  # fmt: skip
+    try:
+        for point in points:
+            g.umount(point)
+            # a fresh Root each time: its stat cache knew the mounted filesystem
+            mountpoints.remove_unmounted(GuestfsRoot(g), targets)
+        mountpoints.remove_unmounted(GuestfsRoot(g), targets)
+        mountpoints.finish(GuestfsRoot(g))
+    except RuntimeError as exc:
+        raise StorageError(f"cannot unmount the guest: {error_text(exc)}") from None
+    return True
 
 
 def needs_sync(mounted: list[Mount], changed: set[str]) -> bool:

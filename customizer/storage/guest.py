@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from .. import mountpoints
 from ..errors import VmtailorError
 from ..localroot import LocalRoot
 from ..root import RootError
@@ -89,9 +90,10 @@ def refuse_unclean(plan: MountPlan) -> None:
     recovery.refuse_unclean(plan, recovery.needs_recovery)
 
 
-def _mount_point(sysroot: str, target: str) -> str:
+def _mount_point(sysroot: str, target: str, readonly: bool) -> str | None:
     """The host path for guest path `target`, resolved *inside* the guest (a symlinked
-    /home must not lead a mount out of the sysroot), created when missing."""
+    /home must not lead a mount out of the sysroot); created when missing, unless
+    read-only — then None."""
     root = LocalRoot(sysroot)
     try:
         resolved = root.resolve(target)
@@ -99,11 +101,13 @@ def _mount_point(sysroot: str, target: str) -> str:
         raise StorageError(f"cannot mount the guest's {target}: {exc}") from None
     path = root.host_path(resolved)
     if not os.path.lexists(path):
+        if readonly:
+            return None
         log.warning("the guest has no %s to mount on: creating it", target)
         try:
-            os.makedirs(path, mode=0o755)
-        except OSError as exc:
-            raise StorageError(f"cannot create the guest's {target}: {exc.strerror}") from None
+            mountpoints.make(root, resolved)  # journaled: see customizer/mountpoints.py
+        except VmtailorError as exc:
+            raise StorageError(f"cannot create the guest's {target}: {exc}") from None
     elif not os.path.isdir(path) or os.path.islink(path):
         raise StorageError(f"cannot mount the guest's {target}: {resolved} is not a directory")
     return path
@@ -119,14 +123,34 @@ def mount_plan(
     if not readonly:
         refuse_unclean(plan)
 
-    def where(mount: Mount) -> str:
-        return sysroot if mount.target == "/" else _mount_point(sysroot, mount.target)
+    def where(mount: Mount) -> str | None:
+        return sysroot if mount.target == "/" else _mount_point(sysroot, mount.target, readonly)
 
     def attach(mount: Mount, point: str) -> None:
         log.debug("mounting %s (%s) on %s", mount.device.path, mount.fstype, mount.target)
         mounts.mount(mount.device.path, point, mount.fstype, mount.options, readonly=readonly)
+        if not readonly:
+            # undone after every filesystem mounted on this one is unmounted, before this
+            # one is: the mount points vmtailor made on it that no journal keeps go then
+            last = mount.target == "/"
+            mounts.push("remove the mount points vmtailor made",
+                        lambda: _remove_made(sysroot, plan, last))  # fmt: skip
 
     return mount_in_order(plan, where, attach)
+
+
+def _remove_made(sysroot: str, plan: MountPlan, last: bool) -> None:
+    """Step 4 of customizer/mountpoints.py, for the initrd's unwind."""
+    root = LocalRoot(sysroot)
+    targets = []
+    for mount in plan.mounts:
+        try:
+            targets.append(root.resolve(mount.target))
+        except RootError:
+            continue  # beneath a symlink loop, say: nothing of vmtailor's there
+    mountpoints.remove_unmounted(root, targets)
+    if last:
+        mountpoints.finish(root)
 
 
 def mount_in_order(

@@ -65,3 +65,23 @@ def test_symlinks_resolve_inside_the_image(g, tmp_path):
         root.resolve("/loop/x")
     with pytest.raises(RootError, match="is not a directory"):
         root.write_bytes("/etc/os-release/x", b"")
+
+
+@pytest.mark.parametrize("where", ["guestfs", "local"])
+def test_times_are_the_paths_own_never_a_links_target(g, tmp_path, where):
+    tree = tmp_path / "t"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc/file").write_text("x\n")
+    (tree / "etc/link").symlink_to("file")
+    if where == "guestfs":
+        guestfs_handle.fresh_guest(g, tree)
+        root = GuestfsRoot(g)
+    else:
+        root = LocalRoot(str(tree))
+    file_times = root.times("/etc/file")
+    root.set_times("/etc/link", 1_000_000_000_123_456_789, 990_000_000_987_654_321)
+    assert root.times("/etc/link") == (1_000_000_000_123_456_789, 990_000_000_987_654_321)
+    assert root.times("/etc/file") == file_times
+    root.set_times("/", 5, -7_000_000_001)  # the guest's root folder; before 1970 too
+    assert root.times("/") == (5, -7_000_000_001)
+    assert root.times("/etc/missing") is None

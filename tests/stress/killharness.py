@@ -7,6 +7,9 @@ check what the journal promises (ARCHITECTURE.md, "Journal"):
   owner, SELinux label, link targets), with no /var/lib/vmtailor left behind;
 - revert killed anywhere, then revert again: the pristine guest.
 
+"The pristine guest" includes every path's mtime (revert puts times back; the atimes it
+puts back too, but this harness reads every file to compare it, which moves them).
+
 Unlike tests/unit/test_journal.py, which cuts a run at each journal step from inside, this
 runs the real command line as a child process and kills it with SIGKILL, so a cut also
 lands inside a write (temp file made, not renamed yet), between a mkdir and its chmod, in
@@ -131,6 +134,9 @@ def journal_digest(top: Path) -> dict | None:
     entries = {}
     for entry in data.get("entries", []):
         entry = dict(entry)
+        # the times it saved are the copy's (the trees are copies); revert compares them
+        entry.pop("atime_ns", None)
+        entry.pop("mtime_ns", None)
         backup = entry.pop("backup", None)
         if backup is not None:
             f = top / backup.lstrip("/")
@@ -139,6 +145,23 @@ def journal_digest(top: Path) -> dict | None:
         entries[entry["path"]] = entry
     keep = ("format", "state", "config_digest", "journal_dirs")
     return {**{k: data.get(k) for k in keep}, "entries": entries}
+
+
+def mtimes(top: Path) -> dict[str, int]:
+    """Every path's mtime below `top` (lstat only: nothing is read)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath, name)
+            out[str(path.relative_to(top))] = path.lstat().st_mtime_ns
+    return out
+
+
+def mtime_differences(want: dict[str, int], got: dict[str, int], limit: int = 8) -> list[str]:
+    out = [f"mtime of {rel}" for rel in sorted(want) if rel in got and got[rel] != want[rel]]
+    if len(out) > limit:
+        out = [*out[:limit], f"... and {len(out) - limit} more"]
+    return out
 
 
 def differences(want: dict[str, tuple], got: dict[str, tuple], limit: int = 8) -> list[str]:
@@ -234,7 +257,8 @@ def build_reference(guest: str, work: Path, runs: int = 2) -> Reference:
                                           _changed(watched))  # fmt: skip
         if proc.wait() != 0 or first is None:
             raise AssertionError(f"{guest}: an uninterrupted revert failed")
-        if diff := differences(tree_digest(pristine), tree_digest(tree)):
+        diff = differences(tree_digest(pristine), tree_digest(tree))
+        if diff := diff + mtime_differences(mtimes(pristine), mtimes(tree)):
             raise AssertionError(f"{guest}: an uninterrupted revert left {'; '.join(diff)}")
         rtotals.append(time.monotonic() - t0)
         rfirsts.append(first)
@@ -427,6 +451,7 @@ def _revert_to_pristine(ref: Reference, tree: Path, out: Outcome, what: str) -> 
     if temps:
         out.problems.append(f"{what}: temp files left: {', '.join(temps[:4])}")
     diff = differences(ref.pristine_digest, tree_digest(tree))
+    diff += mtime_differences(mtimes(ref.pristine), mtimes(tree))
     if diff:
         out.problems.append(f"{what}: not the pristine guest: {'; '.join(diff)}")
 
