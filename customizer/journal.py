@@ -353,7 +353,9 @@ class Journal:
         if st is not None:
             entry.update(mode=st.mode, uid=st.uid, gid=st.gid)
             # before the backup reads it (a read may move the atime)
-            entry["atime_ns"], entry["mtime_ns"] = self.root.times(path)
+            times = self.root.times(path)
+            if times is not None:
+                entry["atime_ns"], entry["mtime_ns"] = times
         if st is not None and st.kind == "file":
             backup = f"{ORIGINALS}/{len(self.data['entries']):05d}"
             old = self.root.lstat(backup)

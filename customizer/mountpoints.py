@@ -87,8 +87,11 @@ def make(root: Root, path: str) -> None:
     chain.reverse()
     made = read(root) or Made()
     for folder in (cur, "/"):
-        if folder not in made.times and folder not in made.paths:
-            made.times[folder] = list(root.times(folder))
+        times = (
+            root.times(folder) if folder not in made.times and folder not in made.paths else None
+        )
+        if times is not None:
+            made.times[folder] = list(times)
     made.paths += [p for p in chain if p not in made.paths]
     write(root, made)
     for folder in chain:

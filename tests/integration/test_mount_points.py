@@ -16,11 +16,11 @@ import pytest
 os.environ.setdefault("LIBGUESTFS_BACKEND", "direct")
 os.environ.setdefault("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
 
-from vmtailor.customizer import config, engine  # noqa: E402
-from vmtailor.customizer.mountpoints import MARKER  # noqa: E402
-from vmtailor.customizer.storage.guest import mount_guest  # noqa: E402
-from vmtailor.customizer.storage.mount import Mounts  # noqa: E402
-from vmtailor.offline.appliance import Appliance, Drive, GuestSpec  # noqa: E402
+from vmtailor.customizer import config, engine
+from vmtailor.customizer.mountpoints import MARKER
+from vmtailor.customizer.storage.guest import mount_guest
+from vmtailor.customizer.storage.mount import Mounts
+from vmtailor.offline.appliance import Appliance, Drive, GuestSpec
 
 CONFIG = {
     "hostname": "web01",
