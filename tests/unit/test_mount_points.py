@@ -117,7 +117,7 @@ def test_apply_with_nothing_to_change_leaves_nothing_after_unmount(tmp_path):
 
 
 def test_a_killed_run_leaves_nothing_after_revert_and_unmount(tmp_path):
-    template, digest, paths, _times = _pristine(tmp_path, "template")
+    template, digest, paths, _unused = _pristine(tmp_path, "template")
     steps: list[str] = []
     probe = tmp_path / "probe"
     shutil.copytree(template, probe, symlinks=True)
