@@ -79,7 +79,7 @@ def _lvm_volumes(g, pvs: list[str], group: str) -> list[BlockDevice]:
     is what makes this safe: unfiltered, LVM sees every clone's copy of one PV and
     refuses (or picks one). lvm_set_filter first deactivates whatever was active."""
     g.lvm_set_filter(pvs)
-    pv_names = {pv["pv_uuid"]: pv["pv_name"] for pv in g.pvs_full()}
+    pv_names = {g.pvuuid(pv): pv for pv in g.pvs()}  # both dashed, as vgpvuuids
     out = []
     for path in g.lvs():  # /dev/VG/LV
         _, _, vg, lv = path.split("/", 3)
@@ -93,7 +93,10 @@ def appliance_shell(g) -> md.Shell:
     status read from the output's last line."""
 
     def shell(argv) -> tuple[int, str]:
-        out = g.debug("sh", [f'{shlex.join(argv)} 2>&1; echo "vmtailor-status=$?"'])
+        # udev in the appliance answers a stopped array by taking its members away and
+        # back (and into a new inactive array): wait until it is done with them
+        settle = "; udevadm settle" if list(argv[:2]) == ["mdadm", "--stop"] else ""
+        out = g.debug("sh", [f'{shlex.join(argv)} 2>&1; s=$?{settle}; echo "vmtailor-status=$s"'])
         body, _, status = out.rstrip().rpartition("vmtailor-status=")
         return (int(status) if status.isdigit() else 1), body
 

@@ -237,7 +237,14 @@ def examine(paths: Sequence[str], shell: Shell = local_shell) -> list[Member]:
         return []
     _, out = shell(["mdadm", "--examine", "--config=none", *paths])
     found = {m.path: m for m in parse_examine(out)}
-    return [found[p] for p in paths if p in found]
+    unread = [p for p in paths if p not in found]
+    if unread:  # blkid saw a member there: a superblock mdadm cannot read is no array
+        said = [line for line in out.splitlines() if unread[0] in line and "mdadm" in line]
+        raise StorageError(
+            f"cannot read the md superblock of {', '.join(unread)}"
+            + (f": {said[0].removeprefix('mdadm: ')}" if said else "")
+        )
+    return [found[p] for p in paths]
 
 
 def _detail(path: str, shell: Shell) -> Detail:

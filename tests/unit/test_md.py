@@ -157,3 +157,11 @@ def test_arrays_under_a_mount_are_found_through_lvm():
         "/dev/md101",
     }
     assert BlockDevice.from_dict(devices[0].to_dict()) == devices[0]
+
+
+def test_a_member_mdadm_cannot_read_is_an_error_not_an_array_less():
+    shell = Shell(
+        {"mdadm --examine": (1, "mdadm: cannot open /dev/sda2: No such file or directory")}
+    )
+    with pytest.raises(StorageError, match=r"superblock of /dev/sda2: cannot open /dev/sda2"):
+        md.assemble(["/dev/sda2"], shell)
