@@ -78,7 +78,7 @@ class Array:
 
 
 _BLOCK_HEAD = re.compile(r"^(/\S+):\s*$")
-_FIELD = re.compile(r"^\s+([A-Za-z][A-Za-z ]*?)\s+:\s?(.*)$")
+_FIELD = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?)\s+:\s?(.*)$")  # 0.90: "Preferred Minor :" at column 0
 
 
 def _blocks(text: str) -> dict[str, dict[str, str]]:

@@ -102,21 +102,54 @@ def test_a_complete_array_is_assembled_once_without_warning():
     assert not any("--update" in a or "--force" in a for a in shell.argvs)
 
 
-def test_a_degraded_array_is_started_only_with_a_warning():
+def test_examine_of_a_090_member_and_of_an_array_created_degraded():
+    old, degraded = md.parse_examine(data("examine-090-and-degraded.txt"))
+    assert old.uuid == "ac67a24e:6b4d5a18:3d186b3c:53958f34"  # "(local to host …)" dropped
+    assert (old.name, old.preferred_minor, old.events) == ("", 0, "19")
+    (array,) = md.group_arrays([old])
+    assert md.guest_names(array) == ("/dev/md0", "/dev/md/0")
+    # created with a member "missing": its superblock says active, never shut down
+    assert (degraded.name, degraded.state) == ("(none):deg", "active")
+    assert not md.group_arrays([degraded])[0].clean
+
+
+def test_details_of_degraded_and_090_arrays():
+    degraded = md.parse_detail(data("detail-degraded.txt"))
+    assert degraded.state == "clean, degraded" and degraded.running and degraded.degraded
+    assert (degraded.raid_devices, degraded.active_devices) == (2, 1)
+    old = md.parse_detail(data("detail-090.txt"))
+    assert old.running and not old.degraded
+
+
+def test_an_array_degraded_before_starts_without_run_but_with_a_warning():
+    (_, member) = md.parse_examine(data("examine-090-and-degraded.txt"))
+    shell = Shell({
+        "mdadm --examine": (0, data("examine-090-and-degraded.txt").split("/dev/sda1:")[0]
+                            + "/dev/sda3:" + data("examine-090-and-degraded.txt").split("/dev/sda3:")[1]),
+        "mdadm --assemble": (0, data("assemble-degraded.txt")),
+        "mdadm --detail /dev/md100": (0, data("detail-degraded.txt")),
+    })  # fmt: skip
+    done = md.assemble(["/dev/sda3"], shell)
+    assert done.paths == ["/dev/md100"] and shell.ran("--run") == []
+    (warning,) = done.warnings
+    assert "md array deg (raid1, 1 of 2) is degraded (1 of 2 members)" in warning
+
+
+def test_an_array_missing_a_member_is_started_with_run_and_a_warning():
     one = data("examine-two-members.txt").split("/dev/sdb1:")[0]
-    degraded = data("detail-clean.txt").replace("Active Devices : 2", "Active Devices : 1")
     shell = Shell({
         "mdadm --examine": (0, one),
         "mdadm --assemble --readonly --config=none /dev/md100 --uuid": (
             1, data("assemble-one-of-two.txt")),
         "mdadm --detail": [(1, "mdadm: cannot open /dev/md100: No such file or directory"),
-                           (0, degraded)],
+                           (0, data("detail-degraded.txt"))],
     })  # fmt: skip
     done = md.assemble(["/dev/sda1"], shell)
     assert done.paths == ["/dev/md100"]
     (warning,) = done.warnings
     assert "md array guestmd (raid1, 1 of 2) is degraded (1 of 2 members)" in warning
     assert len(shell.ran("--run")) == 1
+    assert not any("--update" in a or "--force" in a for a in shell.argvs)
 
 
 def test_an_array_that_cannot_start_is_an_error_and_the_others_are_stopped():
