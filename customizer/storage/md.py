@@ -78,7 +78,8 @@ class Array:
 
 
 _BLOCK_HEAD = re.compile(r"^(/\S+):\s*$")
-_FIELD = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?)\s+:\s?(.*)$")  # 0.90: "Preferred Minor :" at column 0
+# "Key : value", indented to align the colons: 0.90's "Preferred Minor" starts at column 0
+_FIELD = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?)\s+:\s?(.*)$")
 
 
 def _blocks(text: str) -> dict[str, dict[str, str]]:
