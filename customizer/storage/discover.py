@@ -163,7 +163,7 @@ def logical_volumes(devices: Sequence[BlockDevice], mounts: Mounts) -> list[Bloc
 
 
 def md_arrays(
-    devices: Sequence[BlockDevice], mounts: Mounts
+    devices: Sequence[BlockDevice], mounts: Mounts, examined: Sequence[md.Member] | None = None
 ) -> tuple[list[BlockDevice], md.Assembled]:
     """Assemble, read-only, the md arrays on `devices`' RAID members (md.assemble) and
     return them, with what was assembled (its warnings; md.readwrite takes its arrays);
@@ -172,7 +172,7 @@ def md_arrays(
     members = [d.path for d in devices if d.fstype == "linux_raid_member"]
     if not members:
         return [], md.Assembled([], [])
-    done = md.assemble(members)
+    done = md.assemble(members, examined=examined)
     mounts.push("stop md arrays", lambda: md.stop(done.paths))
     group = devices[0].group
     props = blkid_many(done.paths)

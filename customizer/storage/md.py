@@ -252,14 +252,21 @@ def _detail(path: str, shell: Shell) -> Detail:
     return parse_detail(shell(["mdadm", "--detail", path])[1])
 
 
-def assemble(members: Sequence[str], shell: Shell = local_shell, first: int = FIRST_MINOR):
-    """Assemble the arrays `members` (one guest's linux_raid_member devices) make up,
-    read-only. A degraded array (a member missing) is started only with a warning; an
-    array that cannot start at all is an error naming it. On any error, what was
-    assembled is stopped again."""
+def assemble(
+    members: Sequence[str],
+    shell: Shell = local_shell,
+    first: int = FIRST_MINOR,
+    examined: Sequence[Member] | None = None,
+) -> Assembled:
+    """Assemble the arrays `members` (one guest's linux_raid_member devices; `examined`:
+    their superblocks, read already) make up, read-only. A degraded array (a member
+    missing) is started only with a warning; an array that cannot start at all is an
+    error naming it. On any error, what was assembled is stopped again."""
     done = Assembled([], [])
+    if examined is None:
+        examined = examine(members, shell)
     try:
-        for i, array in enumerate(group_arrays(examine(members, shell))):
+        for i, array in enumerate(group_arrays(examined)):
             target = f"/dev/md{first + i}"
             done.warnings += _assemble_one(array, target, shell)
             done.arrays.append((array, target))

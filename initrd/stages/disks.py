@@ -79,11 +79,12 @@ def assemble_md(devices: Sequence[BlockDevice], ctx: Context):
         return [], md.Assembled([], [])
     if not os.path.exists(MDADM):
         _mount_iso(ctx, ["mdadm"])
-    levels = {m.level for m in md.examine([d.path for d in members])}
-    # every level's driver the image has when a member's is unknown (a newer level)
+    examined = md.examine([d.path for d in members])
+    levels = {m.level for m in examined}
+    # a level not in LEVEL_MODULES (a newer one): the kernel asks modprobe by its alias
     wanted = {md.LEVEL_MODULES.get(level, "") for level in levels} - {""}
     _load(["md_mod", *sorted(wanted)], ctx, " — the guest's md RAID needs it")
-    arrays, done = discover.md_arrays(devices, ctx.mounts)
+    arrays, done = discover.md_arrays(devices, ctx.mounts, examined)
     for warning in done.warnings:
         say(f"warning: {warning}")
     return arrays, done
