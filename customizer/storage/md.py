@@ -280,12 +280,10 @@ def _free(array: Array, shell: Shell) -> None:
     """Stop any array holding `array`'s members: where udev runs (the libguestfs
     appliance), its incremental assembly takes a member of an array that was stopped or
     failed to start into a new, inactive one, and mdadm then finds it busy."""
-    for member in array.members:
-        name = member.path.rpartition("/")[2]
-        _, out = shell(["ls", f"/sys/class/block/{name}/holders"])
-        for holder in out.split():
-            if re.fullmatch(r"md\d+", holder):
-                shell(["mdadm", "--stop", f"/dev/{holder}"])
+    folders = [f"/sys/class/block/{m.path.rpartition('/')[2]}/holders" for m in array.members]
+    _, out = shell(["ls", *folders])  # one process: each folder's names under its own header
+    for holder in sorted(set(re.findall(r"^(md\d+)$", out, re.M))):
+        shell(["mdadm", "--stop", f"/dev/{holder}"])
 
 
 def _assemble_one(array: Array, target: str, shell: Shell) -> list[str]:

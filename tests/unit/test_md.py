@@ -198,3 +198,17 @@ def test_a_member_mdadm_cannot_read_is_an_error_not_an_array_less():
     )
     with pytest.raises(StorageError, match=r"superblock of /dev/sda2: cannot open /dev/sda2"):
         md.assemble(["/dev/sda2"], shell)
+
+
+def test_a_member_taken_into_another_array_is_freed_first():
+    """udev's incremental assembly (the libguestfs appliance) had put /dev/sda1 into an
+    inactive md127: mdadm would find it busy."""
+    holders = "/sys/class/block/sda1/holders:\nmd127\n\n/sys/class/block/sdb1/holders:\n"
+    shell = Shell({
+        "mdadm --examine": (0, data("examine-two-members.txt")),
+        "ls /sys/class/block/sda1/holders /sys/class/block/sdb1/holders": (0, holders),
+        "mdadm --detail /dev/md100": (0, data("detail-clean.txt")),
+    })  # fmt: skip
+    md.assemble(["/dev/sda1", "/dev/sdb1"], shell)
+    stop = shell.argvs.index(["mdadm", "--stop", "/dev/md127"])
+    assert stop < shell.argvs.index(shell.ran("--assemble")[0])
