@@ -51,6 +51,8 @@ class Member:
     events: str = ""
     state: str = ""  # clean, active (= not shut down cleanly) …
     preferred_minor: int | None = None  # metadata 0.90: /dev/md<N>
+    # a resync or a rebuild onto this member was cut off: md resumes it once writable
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,9 @@ class Array:
 
     @property
     def clean(self) -> bool:
-        return all(m.state.split(",")[0].strip() == "clean" for m in self.members)
+        return all(
+            m.state.split(",")[0].strip() == "clean" and not m.interrupted for m in self.members
+        )
 
     @property
     def short_name(self) -> str:
@@ -121,6 +125,7 @@ def parse_examine(text: str) -> list[Member]:
                 events=keys.get("Events", ""),
                 state=keys.get("State", ""),
                 preferred_minor=int(minor) if minor and minor.isdigit() else None,
+                interrupted=bool(keys.get("Resync Offset") or keys.get("Recovery Offset")),
             )
         )
     return out
@@ -141,10 +146,6 @@ class Detail:
     @property
     def degraded(self) -> bool:
         return "degraded" in self.state or self.active_devices < self.raid_devices
-
-    @property
-    def syncing(self) -> bool:
-        return any(word in self.state for word in ("resync", "recover", "reshap", "check"))
 
 
 def parse_detail(text: str) -> Detail:
@@ -314,8 +315,8 @@ def readwrite(array: Array, path: str, shell: Shell = local_shell) -> None:
     resyncs an unclean one as soon as it may write."""
     if not array.clean:
         raise StorageError(
-            f"{array.describe()} was not shut down cleanly (a clone of a running guest?): "
-            "writing to it would start a resync of its members",
+            f"{array.describe()} was not shut down cleanly (a clone of a running guest?) "
+            "or was resyncing: writing to it would start a resync of its members",
             hint="shut the template down cleanly and clone it again",
         )
     status, out = shell(["mdadm", "--readwrite", path])

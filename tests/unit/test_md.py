@@ -41,7 +41,7 @@ def test_detail_of_a_running_clean_array():
     detail = md.parse_detail(data("detail-clean.txt"))
     assert detail.state == "clean"
     assert (detail.raid_devices, detail.active_devices) == (2, 2)
-    assert detail.running and not detail.degraded and not detail.syncing
+    assert detail.running and not detail.degraded
     # mdadm --detail of an array that is not there: nothing running
     assert not md.parse_detail("mdadm: cannot open /dev/md100: No such file or directory").running
 
@@ -111,6 +111,7 @@ def test_examine_of_a_090_member_and_of_an_array_created_degraded():
     # created with a member "missing": its superblock says active, never shut down
     assert (degraded.name, degraded.state) == ("(none):deg", "active")
     assert not md.group_arrays([degraded])[0].clean
+    assert not old.interrupted and md.group_arrays([old])[0].clean
 
 
 def test_details_of_degraded_and_090_arrays():
@@ -166,11 +167,13 @@ def test_an_array_that_cannot_start_is_an_error_and_the_others_are_stopped():
 
 
 def test_only_a_cleanly_stopped_array_is_made_writable():
-    member = md.Member("/dev/sda1", UUID, "h:root", "raid1", 2, "40", "active")
-    array = md.Array(UUID, "h:root", "raid1", 2, (member,))
     shell = Shell({})
-    with pytest.raises(StorageError, match="not shut down cleanly"):
-        md.readwrite(array, "/dev/md100", shell)
+    unclean = md.Member("/dev/sda1", UUID, "h:root", "raid1", 2, "40", "active")
+    cut_off = md.Member("/dev/sda1", UUID, "h:root", "raid1", 2, "40", "clean", interrupted=True)
+    for member in (unclean, cut_off):
+        array = md.Array(UUID, "h:root", "raid1", 2, (member,))
+        with pytest.raises(StorageError, match="not shut down cleanly .*or was resyncing"):
+            md.readwrite(array, "/dev/md100", shell)
     assert shell.argvs == []
     clean = md.Array(UUID, "h:root", "raid1", 2, (md.Member("/dev/sda1", UUID, state="clean"),))
     md.readwrite(clean, "/dev/md100", shell)
