@@ -15,6 +15,10 @@ from pathlib import Path
 
 from vmtailor.customizer.storage import md
 
+# as every libguestfs test here: no KVM to rely on (a broken /dev/kvm kills QEMU at start)
+os.environ.setdefault("LIBGUESTFS_BACKEND", "direct")
+os.environ.setdefault("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+
 OS_RELEASE = 'NAME="Debian GNU/Linux"\nID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian 12"\n'
 FSTAB = """\
 /dev/mapper/vmt--md-root  /     ext4  defaults  0 1
