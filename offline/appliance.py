@@ -73,9 +73,11 @@ class OpenGuest:
     warnings: list[str] = field(default_factory=list)
 
     def where(self, device: BlockDevice) -> str:
-        """A device as the user knows it: image and partition, or VG/LV."""
+        """A device as the user knows it: image and partition, VG/LV, or md array."""
         if device.vg:
             return f"{device.vg}/{device.lv}"
+        if device.array:  # its /dev/mdN is this appliance's choice, not the guest's
+            return f"md array {device.array}"
         image = os.path.basename(self.images.get(device.disk or "", device.path))
         return f"{image} partition {device.partition}" if device.partition else image
 

@@ -43,7 +43,7 @@ def test_inspect_finds_root_and_srv_on_md(md_image):
     assert storage["root"] == "vmt-md/root"
     mounts = {m["target"]: m for m in storage["mounts"]}
     assert set(mounts) == {"/", "/srv"}
-    assert mounts["/srv"]["fstype"] == "ext4"
+    assert (mounts["/srv"]["fstype"], mounts["/srv"]["device"]) == ("ext4", "md array vmtsrv")
     assert storage["warnings"] == []
 
 
