@@ -260,6 +260,8 @@ class Appliance:
                 step()
             except RuntimeError as exc:
                 errors.append(error_text(exc))
+            except VmtailorError as exc:  # an md array that would not stop
+                errors.append(str(exc))
         if errors and not failed:
             raise StorageError(f"cannot unmount the guest cleanly: {'; '.join(errors)}")
         for error in errors:

@@ -117,17 +117,7 @@ def _md_arrays(g, members: list[str], group: str) -> tuple[list[BlockDevice], md
     stop_all_md(g)
     shell = appliance_shell(g)
     done = md.assemble(members, shell)
-    out = [
-        from_blkid(
-            path,
-            _blkid(g, path),
-            array=array.short_name or array.uuid,
-            parents=tuple(m.path for m in array.members),
-            aliases=md.guest_names(array),
-            group=group,
-        )
-        for array, path in done.arrays
-    ]
+    out = [md.as_device(array, path, _blkid(g, path), group) for array, path in done.arrays]
     return out, done
 
 

@@ -176,17 +176,7 @@ def md_arrays(
     mounts.push("stop md arrays", lambda: md.stop(done.paths))
     group = devices[0].group
     props = blkid_many(done.paths)
-    out = [
-        from_blkid(
-            path,
-            props[path],
-            array=array.short_name or array.uuid,
-            parents=tuple(m.path for m in array.members),
-            aliases=md.guest_names(array),
-            group=group,
-        )
-        for array, path in done.arrays
-    ]
+    out = [md.as_device(array, path, props[path], group) for array, path in done.arrays]
     return out, done
 
 

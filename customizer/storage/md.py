@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ..run import run
-from .devices import BlockDevice
+from .devices import BlockDevice, from_blkid
 from .errors import StorageError
 
 # argv -> (exit status, stdout and stderr together)
@@ -272,7 +272,7 @@ def assemble(
             done.warnings += _assemble_one(array, target, shell)
             done.arrays.append((array, target))
     except BaseException:
-        stop(done.paths, shell)
+        stop(done.paths, shell, check=False)  # the error on its way says more
         raise
     return done
 
@@ -324,9 +324,28 @@ def readwrite(array: Array, path: str, shell: Shell = local_shell) -> None:
         raise StorageError(f"cannot make {array.describe()} writable: {out.strip()}")
 
 
-def stop(paths: Sequence[str], shell: Shell = local_shell) -> None:
+def stop(paths: Sequence[str], shell: Shell = local_shell, *, check: bool = True) -> None:
+    """Stop arrays, the last assembled first: stopping is when md marks them clean."""
+    failed = []
     for path in reversed(paths):
-        shell(["mdadm", "--stop", path])
+        status, out = shell(["mdadm", "--stop", path])
+        if status != 0:
+            failed.append(f"{path}: {out.strip() or f'exit status {status}'}")
+    if failed and check:
+        raise StorageError(f"cannot stop md arrays: {'; '.join(failed)}")
+
+
+def as_device(array: Array, path: str, props: dict[str, str], group: str) -> BlockDevice:
+    """The assembled `array` at `path` as a device (blkid's `props` for what is on it):
+    its members are its parents, the guest's names for it its aliases."""
+    return from_blkid(
+        path,
+        props,
+        array=array.short_name or array.uuid,
+        parents=tuple(m.path for m in array.members),
+        aliases=guest_names(array),
+        group=group,
+    )
 
 
 def holding(targets: Iterable[str], devices: Sequence[BlockDevice]) -> set[str]:

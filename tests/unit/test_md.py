@@ -215,3 +215,13 @@ def test_a_member_taken_into_another_array_is_freed_first():
     md.assemble(["/dev/sda1", "/dev/sdb1"], shell)
     stop = shell.argvs.index(["mdadm", "--stop", "/dev/md127"])
     assert stop < shell.argvs.index(shell.ran("--assemble")[0])
+
+
+def test_an_array_that_will_not_stop_is_an_error_naming_it():
+    shell = Shell(
+        {"mdadm --stop /dev/md101": (1, "mdadm: Cannot get exclusive access to /dev/md101")}
+    )
+    with pytest.raises(StorageError, match=r"cannot stop md arrays: /dev/md101: .*exclusive"):
+        md.stop(["/dev/md100", "/dev/md101"], shell)
+    assert shell.argvs == [["mdadm", "--stop", "/dev/md101"], ["mdadm", "--stop", "/dev/md100"]]
+    md.stop(["/dev/md101"], shell, check=False)  # cleaning up after another error
