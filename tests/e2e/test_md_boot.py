@@ -27,6 +27,10 @@ def test_md_guest_customized_from_the_iso(customization_iso, tmp_path):
     assert mounts["/srv"].startswith("/dev/md")  # the array itself, by /dev/md/vmtsrv
     assert {"action": "create", "path": "/srv/from-iso"} in vm.result["changes"]
     assert "from the ISO on /dev/sr0: mdadm" in vm.log
+    timings = vm.result["timings"]
+    print(
+        f"md guest from the ISO: {vm.seconds:.0f} s to power-off, disks stage {timings['disks']} s"
+    )
     after = md_guest.superblocks(image)
     for a, b in ((1, 2), (5, 6)):
         assert after[a].state == after[b].state == "clean", after
