@@ -4,7 +4,9 @@ Host side (builder, CLI, tests) and initrd side (/init, vmtailor.initrd.main) bo
 these; nothing here touches the host."""
 
 # initrd features (see vmtailor.initrd.features), in install order
-FEATURES = ("base", "modalias", "storage", "filesystems", "blkid", "lvm", "xfs-btrfs", "python")
+FEATURES = (
+    "base", "modalias", "storage", "filesystems", "blkid", "lvm", "md", "xfs-btrfs", "python"
+)  # fmt: skip
 
 # serial last: /dev/console, and so every line /init and Python print, goes to the last
 # console= — the serial port the host reads. The kernel's own messages go to both.

@@ -22,7 +22,14 @@ from ..customizer.storage.devices import BlockDevice
 from ..customizer.storage.errors import StorageError
 from ..customizer.storage.guest import FoundGuest
 from ..customizer.storage.plan import Mount
-from .devices import guest_devices, partitions_by_disk, release_lvm
+from .devices import (
+    GuestDevices,
+    guest_devices,
+    partitions_by_disk,
+    release_lvm,
+    release_md,
+    writable_md,
+)
 from .guestfs_root import GuestfsRoot, error_text
 from .mount import mount_plan, needs_sync, unmount_made
 from .probe import find_guest
@@ -66,9 +73,11 @@ class OpenGuest:
     warnings: list[str] = field(default_factory=list)
 
     def where(self, device: BlockDevice) -> str:
-        """A device as the user knows it: image and partition, or VG/LV."""
+        """A device as the user knows it: image and partition, VG/LV, or md array."""
         if device.vg:
             return f"{device.vg}/{device.lv}"
+        if device.array:  # its /dev/mdN is this appliance's choice, not the guest's
+            return f"md array {device.array}"
         image = os.path.basename(self.images.get(device.disk or "", device.path))
         return f"{image} partition {device.partition}" if device.partition else image
 
@@ -211,18 +220,19 @@ class Appliance:
         disks = self._disks[name]
         images = {dev: drive.path for (dev, _), drive in zip(disks, self.guests[name].drives,
                                                              strict=True)}  # fmt: skip
-        lvm = False
+        found_devices = GuestDevices([])
         failed = True
         guest = None
         try:
             found_devices = guest_devices(
                 g, [d for d, _ in disks], [lb for _, lb in disks], self._partitions, name
             )
-            lvm = found_devices.lvm
             found = find_guest(g, found_devices.devices)
+            if not self.readonly:
+                writable_md(g, found_devices, found.plan.mounts, found.devices)
             mounted, warnings = mount_plan(g, found.plan, readonly=self.readonly)
             guest = OpenGuest(name, GuestfsRoot(g, name), found, mounted, images,
-                              found.warnings + warnings)  # fmt: skip
+                              found_devices.warnings + found.warnings + warnings)  # fmt: skip
             yield guest
             failed = False
         except RuntimeError as exc:  # a libguestfs call failed outside the Root
@@ -242,15 +252,16 @@ class Appliance:
                     raise
                 log.warning("cleanup after a failed guest: %s", exc)
             finally:
-                self._release(g, lvm, failed, sync and not self.readonly)
+                self._release(g, found_devices, failed, sync and not self.readonly)
 
-    def _release(self, g, lvm: bool, failed: bool, sync: bool) -> None:
-        """Unmount, deactivate, flush. Unmounting the journaled filesystems flushes their
-        disks; `sync` flushes every disk, for a change elsewhere (mount.needs_sync).
+    def _release(self, g, found: GuestDevices, failed: bool, sync: bool) -> None:
+        """Unmount, deactivate, stop md arrays, flush. Unmounting the journaled filesystems
+        flushes their disks; `sync` flushes every disk, for a change elsewhere (mount.needs_sync).
         After a success a failure here fails the guest (its writes might not be on
         disk); after a failure it is only logged."""
         errors = []
-        for step in (g.umount_all, (lambda: release_lvm(g)) if lvm else None,
+        for step in (g.umount_all, (lambda: release_lvm(g)) if found.lvm else None,
+                     (lambda: release_md(g, found)) if found.md.arrays else None,
                      g.sync if sync else None):  # fmt: skip
             if step is None:
                 continue
@@ -258,6 +269,8 @@ class Appliance:
                 step()
             except RuntimeError as exc:
                 errors.append(error_text(exc))
+            except VmtailorError as exc:  # an md array that would not stop
+                errors.append(str(exc))
         if errors and not failed:
             raise StorageError(f"cannot unmount the guest cleanly: {'; '.join(errors)}")
         for error in errors:

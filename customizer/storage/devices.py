@@ -35,6 +35,9 @@ class BlockDevice:
     partition: int | None = None
     vg: str | None = None  # for an LVM logical volume
     lv: str | None = None
+    array: str | None = None  # for an md array: its name or UUID, from its superblocks
+    # what it is built on: an LV's PVs, an md array's members (device paths)
+    parents: tuple[str, ...] = field(default=())
     # btrfs subvolumes; None when nobody looked (then subvol= options are not checked)
     subvolumes: tuple[Subvolume, ...] | None = None
     # The guest the device belongs to. Clones share UUIDs and labels, so a tag is only
@@ -52,6 +55,7 @@ class BlockDevice:
         if data.get("subvolumes") is not None:
             data["subvolumes"] = tuple(Subvolume(**s) for s in data["subvolumes"])
         data["aliases"] = tuple(data.get("aliases", ()))
+        data["parents"] = tuple(data.get("parents", ()))
         return cls(**data)
 
     def with_(self, **changes) -> BlockDevice:
@@ -60,6 +64,8 @@ class BlockDevice:
     def describe(self) -> str:
         what = self.fstype or "no filesystem"
         name = f"{self.vg}/{self.lv}" if self.vg else None
+        if self.array:
+            name = f"md {self.array}"
         return f"{self.path} ({name + ', ' if name else ''}{what})"
 
 

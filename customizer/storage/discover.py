@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 from ..errors import VmtailorError
 from ..run import run
-from . import lvm
+from . import lvm, md
 from .devices import BlockDevice, disk_sort_key, from_blkid, parse_blkid_export
 from .errors import StorageError
 from .mount import Mounts
 
 SYS_BLOCK = "/sys/class/block"
 # Never a guest disk: RAM disks, compressed swap, device-mapper (LVs come from lvm),
-# md arrays (not assembled here).
+# md arrays (md_arrays() assembles a guest's own).
 _NEVER = ("ram", "zram", "dm-", "md")
 
 
@@ -155,8 +155,29 @@ def logical_volumes(devices: Sequence[BlockDevice], mounts: Mounts) -> list[Bloc
     group = devices[0].group
     props = blkid_many([lv.dm_path for lv in lvs])
     return [
-        from_blkid(lv.dm_path, props[lv.dm_path], vg=lv.vg, lv=lv.lv, group=group) for lv in lvs
+        from_blkid(
+            lv.dm_path, props[lv.dm_path], vg=lv.vg, lv=lv.lv, parents=lv.devices, group=group
+        )
+        for lv in lvs
     ]
+
+
+def md_arrays(
+    devices: Sequence[BlockDevice], mounts: Mounts, examined: Sequence[md.Member] | None = None
+) -> tuple[list[BlockDevice], md.Assembled]:
+    """Assemble, read-only, the md arrays on `devices`' RAID members (md.assemble) and
+    return them, with what was assembled (its warnings; md.readwrite takes its arrays);
+    stopping them goes on `mounts`, after the LVM deactivation and unmounts that come
+    later. An array's members are its `parents`."""
+    members = [d.path for d in devices if d.fstype == "linux_raid_member"]
+    if not members:
+        return [], md.Assembled([], [])
+    done = md.assemble(members, examined=examined)
+    mounts.push("stop md arrays", lambda: md.stop(done.paths))
+    group = devices[0].group
+    props = blkid_many(done.paths)
+    out = [md.as_device(array, path, props[path], group) for array, path in done.arrays]
+    return out, done
 
 
 def scan_btrfs(devices: Sequence[BlockDevice]) -> None:

@@ -43,10 +43,10 @@ class Feature:
 
 
 def _collect() -> dict[str, Feature]:
-    from . import base, blkid, filesystems, lvm, modalias, python, storage, xfs_btrfs
+    from . import base, blkid, filesystems, lvm, md, modalias, python, storage, xfs_btrfs
 
     table = {}
-    for module in (base, modalias, storage, filesystems, blkid, lvm, xfs_btrfs, python):
+    for module in (base, modalias, storage, filesystems, blkid, lvm, md, xfs_btrfs, python):
         table[module.FEATURE.name] = module.FEATURE
     return table
 

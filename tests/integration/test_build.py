@@ -90,14 +90,16 @@ def test_every_module_with_its_dependencies_and_softdeps(built, manifest):
     assert f"/usr/lib/modules/{version}/modules.dep.bin" in manifest  # depmod ran
 
 
-def test_what_only_lvm_xfs_and_btrfs_need_is_on_the_iso(built, cpio_entries, manifest):
+def test_what_only_lvm_md_xfs_and_btrfs_need_is_on_the_iso(built, cpio_entries, manifest):
     # in the initrd a symlink to where the stages mount the ISO; on the ISO the file
     index = ModuleIndex.load(built.modules)
     links = {"/" + e[0] for e in cpio_entries if stat.S_ISLNK(e[1])}
-    on_iso = {p for p in links if p.endswith(".ko") or p == "/usr/sbin/lvm" or ".so" in p}
+    tools = ("/usr/sbin/lvm", "/usr/sbin/mdadm")
+    on_iso = {p for p in links if p.endswith(".ko") or p in tools or ".so" in p}
     on_iso = {p for p in on_iso if manifest[p][0] != "-"}  # not MERGED or applet links
     names = {os.path.basename(p).split(".")[0].replace("-", "_") for p in on_iso}
     assert {"xfs", "btrfs", "zstd_compress", "raid6_pq", "dm_snapshot", "lvm"} <= names
+    assert {"mdadm", "md_mod", "raid0", "raid1", "raid10", "raid456"} <= names
     assert {"libdevmapper", "libsystemd"} <= names
     resident = [f for f in features.resolve(FEATURES) if not f.on_media]
     kept = index.install_order([m for f in resident for m in f.kernel_modules])
@@ -106,7 +108,7 @@ def test_what_only_lvm_xfs_and_btrfs_need_is_on_the_iso(built, cpio_entries, man
     iso = pycdlib.PyCdlib()
     iso.open(built.iso)
     try:
-        for path in ("/usr/sbin/lvm", next(p for p in on_iso if p.endswith("/xfs.ko"))):
+        for path in (*tools, next(p for p in on_iso if p.endswith("/xfs.ko"))):
             data = io.BytesIO()
             iso.get_file_from_iso_fp(data, rr_path=iso_path(path))
             source = manifest[path][1]
@@ -124,6 +126,7 @@ def test_manifest_names_debian_packages(manifest):
     assert not [p for p in manifest if p.endswith(("/kmod", "/libcrypto.so.3"))]
     assert manifest["/usr/sbin/blkid"][0] == "util-linux"
     assert manifest["/usr/sbin/lvm"][0] == "lvm2"
+    assert manifest["/usr/sbin/mdadm"][0] == "mdadm"
     assert manifest["/usr/lib/x86_64-linux-gnu/libc.so.6"][0].startswith("libc6")
     assert manifest["/usr/lib/python3.11/json/__init__.pyc"][0].startswith("libpython3.11")
     assert manifest["/init"][1] == "vmtailor:init.sh"
