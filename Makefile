@@ -11,7 +11,7 @@ APT_PACKAGES := python3-venv python3-pip python3-yaml openssl shellcheck busybox
 	golang-go golang-github-vmware-govmomi-dev gcc python3-dev libxml2-dev libcrypt-dev \
 	libvirt-daemon-system libvirt-daemon-driver-qemu python3-libvirt qemu-system-x86 qemu-utils \
 	genisoimage isolinux syslinux-common linux-image-amd64 cpio \
-	kmod lvm2 grub-efi-amd64-bin mtools dosfstools ovmf zstd lz4 \
+	kmod lvm2 mdadm grub-efi-amd64-bin mtools dosfstools ovmf zstd lz4 \
 	debootstrap gdisk e2fsprogs xfsprogs btrfs-progs cryptsetup-bin seabios \
 	python3-guestfs libguestfs-xfs libguestfs-tools isc-dhcp-client \
 	zsh groff-base
