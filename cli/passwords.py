@@ -12,7 +12,7 @@ import secrets
 
 import crypt_r
 
-from .customizer.errors import VmtailorError
+from .customizer.errors import UsageError, VmtailorError
 
 # crypt(3)'s base-64 alphabet, shared by every $id$ method
 ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -25,7 +25,11 @@ SHA512_ROUNDS = (1000, 999_999_999)
 
 
 class HashError(VmtailorError):
-    """The password could not be hashed (a bad option, or a libcrypt without the method)."""
+    """The password could not be hashed (a libcrypt without the method, a NUL in it)."""
+
+
+class HashOptionError(HashError, UsageError):
+    """A method or cost that makes no sense: a usage error (exit 2), like a bad option."""
 
 
 def _encode64(data: bytes) -> str:
@@ -44,13 +48,15 @@ def _encode64(data: bytes) -> str:
 def setting(method: str, rounds: int | None = None) -> str:
     """A fresh crypt(3) setting (method, cost, random salt) for `method`."""
     if method not in METHODS:
-        raise HashError(f"unknown hash method {method!r} (known: {', '.join(METHODS)})")
+        raise HashOptionError(f"unknown hash method {method!r} (known: {', '.join(METHODS)})")
     if method == "yescrypt":
         if rounds is not None:
-            raise HashError("--rounds applies to --method sha512 only (yescrypt has its cost)")
+            raise HashOptionError(
+                "--rounds applies to --method sha512 only (yescrypt has its cost)"
+            )
         return f"$y${YESCRYPT_PARAMS}${_encode64(secrets.token_bytes(16))}"
     if rounds is not None and not SHA512_ROUNDS[0] <= rounds <= SHA512_ROUNDS[1]:
-        raise HashError(f"--rounds must be between {SHA512_ROUNDS[0]} and {SHA512_ROUNDS[1]}")
+        raise HashOptionError(f"--rounds must be between {SHA512_ROUNDS[0]} and {SHA512_ROUNDS[1]}")
     salt = "".join(secrets.choice(ALPHABET) for _ in range(16))
     return "$6$" + (f"rounds={rounds}$" if rounds is not None else "") + salt
 

@@ -3,7 +3,7 @@
 import getpass
 import sys
 
-from ..customizer.errors import VmtailorError
+from ..customizer.errors import UsageError
 from ..passwords import DEFAULT_METHOD, METHODS, hash_password
 
 NAME = "hash-password"
@@ -39,21 +39,21 @@ def _read_password(from_stdin: bool) -> str:
     if from_stdin or not sys.stdin.isatty():
         line = sys.stdin.readline()
         if not line:
-            raise VmtailorError("no password on stdin (expected one line)")
+            raise UsageError("no password on stdin (expected one line)")
         return line.removesuffix("\n").removesuffix("\r")
     try:
         password = getpass.getpass("Password: ")
         again = getpass.getpass("Again: ")
     except EOFError:
-        raise VmtailorError("no password given (end of input)") from None
+        raise UsageError("no password given (end of input)") from None
     if again != password:
-        raise VmtailorError("the passwords differ")
+        raise UsageError("the passwords differ")
     return password
 
 
 def run(args) -> int:
     password = _read_password(args.stdin)
     if not password:
-        raise VmtailorError("empty password")
+        raise UsageError("empty password")
     print(hash_password(password, args.method, args.rounds))
     return 0

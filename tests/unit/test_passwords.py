@@ -88,7 +88,7 @@ def test_a_pipe_without_stdin_flag_reads_one_line():
 )
 def test_bad_input_is_one_line(args, stdin, message):
     result = vmtailor("hash-password", *args, input=stdin)
-    assert result.returncode != 0 and result.stdout == ""
+    assert result.returncode == 2 and result.stdout == ""  # bad input, as a bad option is
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
     assert "internal error" not in result.stderr
 
