@@ -84,7 +84,7 @@ def test_customize_from_the_iso(customization_iso, tmp_path, layout):
     print(f"{layout}: boot to power-off {vm.seconds:.1f} s")
     assert vm.powered_off and vm.result is not None, vm.log[-4000:]
     record = vm.result
-    assert record["status"] == "ok", record
+    assert record["status"] == "ok", (record.get("failed_stage"), record.get("reason"))
     assert record["guest"]["id"] == "debian"
     assert sorted(m["target"] for m in record["mounts"]) == sorted(DEVICES[layout])
     assert {"action": "modify", "path": "/etc/hostname"} in record["changes"]
