@@ -61,7 +61,7 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh
 CONFIG = {
     "hostname": HOSTNAME,
     "users": [{"name": "ops", "ssh_authorized_keys": [KEY]}],
-    "files": [{"path": "/etc/vmtailor-oracle", "content": "applied\n", "mode": "0640"}],
+    "files": [{"path": "/etc/vmtailor-oracle", "content": "applied\n", "permissions": "0640"}],
 }
 
 
@@ -344,7 +344,7 @@ def test_root_and_mount_points_agree(fleet, layout):
     oracle_os = fleet.oracle[layout]
     storage = _inspected(fleet, layout)["storage"]
     assert storage["root"] == oracle_os.root
-    assert vmtailor_mounts(storage) == oracle_os.mounts, storage["skipped"]
+    assert vmtailor_mounts(storage) == oracle_os.mounts, (storage["skipped"], storage["warnings"])
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
