@@ -1,6 +1,8 @@
 """Fixture guest disks for integration and boot tests, built as root on the host with
 loop devices, partx, mkfs and debootstrap, and cached in /var/cache/vmtailor/guests/
-(see cache.py). One debootstrap tree (tree.py) is cut into every bootable layout.
+(see cache.py). One debootstrap tree (tree.py) is cut into every bootable layout. The
+layouts virt-inspector is the oracle for (oracle.py) are built in a libguestfs appliance
+from the fixture roots instead: md RAID and LVM need a kernel this host lacks.
 
     sys.path.insert(0, "<repo>/scripts"); import guest_disks
     guest_disks.image("debian")        # -> Path of the cached raw image, built if needed
@@ -8,7 +10,8 @@ loop devices, partx, mkfs and debootstrap, and cached in /var/cache/vmtailor/gue
     python3 scripts/guest_disks all     # build them all (the first run takes minutes)
     python3 scripts/guest_disks --list
 
-Images: debian (a), el-lvm (b), btrfs (c), nofstab and luks (d). Raw, sparse: copy one
+Images: debian (a), el-lvm (b), btrfs (c), nofstab and luks (d); el6, split-usr,
+md-raid, btrfs-home and ubuntu-lsb (oracle.py). Raw, sparse: copy one
 (`cp --sparse=always`) before anything writes to it.
 """
 
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import broken, btrfs, cache, debian, el_lvm, tree
+from . import broken, btrfs, cache, debian, el_lvm, oracle, tree
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Layout:
     build: Callable[[Path], None]
     modules: tuple[str, ...]  # what builds it: its key is their sha256
     uses_tree: bool = True
+    extra_key: Callable[[], str] | None = None  # what else it is built from
 
 
 _COMMON = ("disk", "cache")
@@ -38,6 +42,16 @@ LAYOUTS = {
         Layout("btrfs", btrfs.build, ("btrfs", *_COMMON)),
         Layout("nofstab", broken.build_nofstab, ("broken", *_COMMON), uses_tree=False),
         Layout("luks", broken.build_luks, ("broken", *_COMMON), uses_tree=False),
+        *(
+            Layout(
+                name,
+                oracle.builder(name),
+                ("oracle", *_COMMON),
+                uses_tree=False,
+                extra_key=oracle.roots_key,
+            )  # fmt: skip
+            for name in oracle.LAYOUTS
+        ),
     )
 }
 
@@ -47,6 +61,8 @@ def key(name: str) -> str:
     parts = [cache.source_digest(*layout.modules), name]
     if layout.uses_tree:
         parts.append(tree.key())
+    if layout.extra_key:
+        parts.append(layout.extra_key())
     return cache.digest(*parts)
 
 
