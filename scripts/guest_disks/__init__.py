@@ -49,7 +49,7 @@ LAYOUTS = {
                 ("oracle", *_COMMON),
                 uses_tree=False,
                 extra_key=oracle.roots_key,
-            )  # fmt: skip
+            )
             for name in oracle.LAYOUTS
         ),
     )

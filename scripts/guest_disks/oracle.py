@@ -107,7 +107,7 @@ def _split_usr(g, dev: str, fill: Callable) -> None:
     for lv, _, where in SPLIT_LVS:
         _mount(g, f"/dev/template-vg/{lv}", where)
     _mount(g, boot, "/boot")
-    lines = [f"/dev/mapper/template--vg-{lv} {where:6} ext4 {'errors=remount-ro' if where == '/' else 'defaults'} 0 {1 if where == '/' else 2}"  # noqa: E501
+    lines = [f"/dev/mapper/template--vg-{lv} {where:6} ext4 {'errors=remount-ro' if where == '/' else 'defaults'} 0 {1 if where == '/' else 2}"
              for lv, _, where in SPLIT_LVS]  # fmt: skip
     fill("debian-12", "# /etc/fstab: static file system information.\n"
          "# <file system> <mount point>   <type>  <options>       <dump>  <pass>\n"

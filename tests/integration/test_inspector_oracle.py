@@ -188,7 +188,7 @@ def _walk(g, top: str) -> dict[str, tuple]:
             else "file"
             if S_ISREG(mode)
             else "other"
-        )  # noqa: E501
+        )
         mtime = st["st_mtime_sec"] * 10**9 + st["st_mtime_nsec"]
         name = (top.rstrip("/") + path).rstrip("/") or "/"
         detail = sums.get(path) if kind == "file" else links.get(path)
@@ -286,7 +286,7 @@ def fleet(tmp_path_factory) -> Fleet:
     overlays = {
         name: _overlay(base, top / f"{name}.qcow2")
         for name, base in zip(LAYOUTS, bases, strict=True)
-    }  # noqa: E501
+    }
     # virt-inspector 1.48 loses a btrfs root among several disks ("root device not
     # found"): the btrfs guest gets a run of its own
     systems, raw = _virt_inspector([n for n in LAYOUTS if n not in BTRFS])
