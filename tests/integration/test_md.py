@@ -96,27 +96,3 @@ def test_two_clones_in_one_appliance_each_get_their_own_arrays(md_image, tmp_pat
                 assert guest.root.read_bytes("/srv/on-the-srv-array") == b"srv\n"
                 seen[name] = {a.array: a.parents for a in arrays}
     assert seen["one"] != seen["two"]  # different disks' partitions
-
-
-def test_an_fstab_naming_an_array_as_the_guests_mdadm_conf_does(md_image, tmp_path):
-    """/srv in the fstab as /dev/md5, a name only the guest's mdadm.conf gives the vmtsrv
-    array: the guest is rewritten and opened again in one appliance (one launch)."""
-    from vmtailor.offline.appliance import Appliance, Drive, GuestSpec
-
-    image = copy(md_image, tmp_path / "conf.raw")
-    with Appliance([GuestSpec("g", (Drive(str(image), "raw"),))]) as app:
-        with app.open("g") as guest:
-            conf = guest.root.read_text("/etc/mdadm/mdadm.conf")
-            assert "ARRAY /dev/md/vmtsrv " in conf
-            renamed = conf.replace("ARRAY /dev/md/vmtsrv ", "ARRAY /dev/md5 ")
-            guest.root.write_bytes("/etc/mdadm/mdadm.conf", renamed.encode())
-            fstab = md_guest.FSTAB.replace("/dev/md/vmtsrv", "/dev/md5")
-            guest.root.write_bytes("/etc/fstab", fstab.encode())
-        with app.open("g") as guest:
-            mounts = {m["target"]: m for m in guest.plan_dict()["mounts"]}
-            assert (mounts["/srv"]["spec"], mounts["/srv"]["device"]) == (
-                "/dev/md5",
-                "md array vmtsrv",
-            )
-            assert guest.root.read_bytes("/srv/on-the-srv-array") == b"srv\n"
-            assert guest.warnings == []
