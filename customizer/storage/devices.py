@@ -36,6 +36,7 @@ class BlockDevice:
     vg: str | None = None  # for an LVM logical volume
     lv: str | None = None
     array: str | None = None  # for an md array: its name or UUID, from its superblocks
+    array_uuid: str | None = None  # for an md array: its UUID (what mdadm.conf names it by)
     # what it is built on: an LV's PVs, an md array's members (device paths)
     parents: tuple[str, ...] = field(default=())
     # btrfs subvolumes; None when nobody looked (then subvol= options are not checked)

@@ -12,7 +12,7 @@ from .. import mountpoints
 from ..errors import VmtailorError
 from ..localroot import LocalRoot
 from ..root import RootError
-from . import recovery
+from . import md, recovery
 from .devices import LINUX_FILESYSTEMS, BlockDevice
 from .discover import scan_btrfs
 from .errors import StorageError
@@ -80,6 +80,8 @@ def plan_guest(
             raise
         # "no root" may well be "could not look": say both
         raise StorageError(f"{exc.args[0]}; {'; '.join(warnings)}", hint=exc.hint) from None
+    # the fstab may name an array as the root's mdadm.conf does (/dev/md0 for "web01:root")
+    updated = md.with_conf_names(updated, root.mdadm_conf)
     plan = plan_mounts(root.fstab or "", updated, root.location())
     return FoundGuest(root, plan, updated, warnings + plan.warnings)
 

@@ -12,13 +12,17 @@ in the initrd, the appliance's shell offline (vmtailor.offline.devices)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from ..root import Root, RootError
 from ..run import run
 from .devices import BlockDevice, from_blkid
 from .errors import StorageError
+
+log = logging.getLogger("vmtailor.storage")
 
 # argv -> (exit status, stdout and stderr together)
 Shell = Callable[[Sequence[str]], tuple[int, str]]
@@ -169,9 +173,37 @@ def group_arrays(members: Iterable[Member]) -> list[Array]:
     return out
 
 
+# Where the guest's mdadm reads its configuration: Debian's, then RHEL's (and upstream's).
+CONF_PATHS = ("/etc/mdadm/mdadm.conf", "/etc/mdadm.conf")
+CONF_LIMIT = 256 << 10  # a real one is a few lines; the guest's file is read to this only
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def _uuid_key(uuid: str) -> str:
+    """An array UUID in any of its spellings (mdadm's 8:8:8:8, blkid's dashed) as its 32
+    hex digits, "" when it is none."""
+    digits = re.sub(r"[:\-]", "", uuid.strip().lower())
+    return digits if re.fullmatch(r"[0-9a-f]{32}", digits) else ""
+
+
+def _md_names(name: str) -> list[str]:
+    """The names udev and mdadm give an array named `name` (NAME or /dev/md/NAME, or
+    /dev/mdN): both spellings of a numbered one. Nothing for a name that could leave
+    /dev/md (a slash, "..") or name anything but an md device."""
+    name = name.removeprefix("/dev/md/")
+    numbered = re.fullmatch(r"/dev/md(\d+)", name)
+    if numbered:
+        name = numbered.group(1)
+    if not _SAFE_NAME.fullmatch(name) or name in (".", ".."):
+        return []
+    return [f"/dev/md/{name}", f"/dev/md{name}"] if name.isdigit() else [f"/dev/md/{name}"]
+
+
 def parse_mdadm_conf(text: str) -> dict[str, list[str]]:
     """The device names a guest's mdadm.conf gives its arrays: {uuid: [/dev/md0, …]}
-    (ARRAY lines, continued on indented lines; UUIDs compared in mdadm's form)."""
+    (ARRAY lines, continued on indented lines; UUIDs as their 32 hex digits). Only md
+    names (/dev/mdN, /dev/md/NAME): the guest's file is untrusted, and a line naming
+    /dev/sda or /dev/md/../sda names nothing."""
     lines: list[str] = []
     for raw in text.splitlines():
         line = raw.split("#", 1)[0]
@@ -185,26 +217,55 @@ def parse_mdadm_conf(text: str) -> dict[str, list[str]]:
         if words[0].upper() != "ARRAY" or len(words) < 2:
             continue
         keys = dict(w.partition("=")[::2] for w in words[1:] if "=" in w)
-        uuid = keys.get("UUID") or keys.get("uuid")
-        if uuid and words[1].startswith("/dev/"):
-            out.setdefault(uuid.lower(), []).append(words[1])
+        uuid = _uuid_key(keys.get("UUID") or keys.get("uuid") or "")
+        names = _md_names(words[1]) if words[1].startswith("/dev/md") else []
+        if uuid and names:
+            out.setdefault(uuid, []).extend(n for n in names if n not in out[uuid])
     return out
 
 
 def guest_names(array: Array, conf: dict[str, list[str]] | None = None) -> tuple[str, ...]:
     """The names the guest may use for `array` in its fstab: /dev/md/NAME from a 1.x
     superblock, /dev/md<N> from a 0.90 one, and its mdadm.conf's."""
-    names = []
-    short = array.short_name
-    if short and re.fullmatch(r"[A-Za-z0-9_.+-]+", short) and short not in (".", ".."):
-        names.append(f"/dev/md/{short}")
-        if short.isdigit():
-            names.append(f"/dev/md{short}")
+    names = _md_names(array.short_name) if array.short_name else []
     minor = array.members[0].preferred_minor if array.members else None
     if minor is not None:
         names += [f"/dev/md{minor}", f"/dev/md/{minor}"]
-    names += (conf or {}).get(array.uuid.lower(), [])
+    names += (conf or {}).get(_uuid_key(array.uuid), [])
     return tuple(dict.fromkeys(names))
+
+
+def read_conf(root: Root) -> str | None:
+    """The text of the guest's mdadm.conf (`root` opened on its root filesystem), None
+    when it has none. Followed only inside the guest, read to CONF_LIMIT only: a file
+    that cannot be read is no conf, and costs the guest only the names it gives."""
+    for path in CONF_PATHS:
+        try:
+            if root.is_file(path):
+                return root.read_bytes(path, CONF_LIMIT).decode("utf-8", "replace")
+        except RootError as exc:
+            log.warning("the guest's %s is ignored: %s", path, exc)
+            return None
+    return None
+
+
+def with_conf_names(devices: Sequence[BlockDevice], conf_text: str | None) -> list[BlockDevice]:
+    """`devices` with the names the guest's mdadm.conf gives its arrays added to the
+    arrays' own. The conf only names arrays already assembled from the guest's own
+    members, found by their UUID; other devices are left as they are. A name the conf
+    gives one array is taken from any other that had it from its superblock: at boot the
+    guest's mdadm names its arrays as the conf says first."""
+    conf = parse_mdadm_conf(conf_text or "")
+    given = {d.path: conf.get(_uuid_key(d.array_uuid), []) for d in devices if d.array_uuid}
+    taken = {name for names in given.values() for name in names}
+    out = []
+    for device in devices:
+        own = given.get(device.path)
+        if own is not None:
+            kept = [a for a in device.aliases if a not in taken or a in own]
+            device = device.with_(aliases=tuple(dict.fromkeys([*kept, *own])))
+        out.append(device)
+    return out
 
 
 def assemble_argv(array: Array, target: str, *, run_degraded: bool = False) -> list[str]:
@@ -342,6 +403,7 @@ def as_device(array: Array, path: str, props: dict[str, str], group: str) -> Blo
         path,
         props,
         array=array.short_name or array.uuid,
+        array_uuid=array.uuid,
         parents=tuple(m.path for m in array.members),
         aliases=guest_names(array),
         group=group,

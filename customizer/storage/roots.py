@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..families import RELEASE_FILES
 from ..root import Root, RootError
+from . import md
 from .devices import BlockDevice
 from .errors import StorageError
 from .fstab import parse_fstab
@@ -34,6 +35,7 @@ class RootCandidate:
     # where its /etc/os-release symlink leads when that is not on this filesystem
     # (../usr/lib/os-release with /usr on its own): the fstab says whether it is the guest's
     os_release_link: str | None = None
+    mdadm_conf: str | None = None  # the text of its mdadm.conf, None when it has none
 
     @property
     def where(self) -> str:
@@ -78,7 +80,10 @@ def look_for_root(
     except RootError as exc:
         log.warning("%s: %s", device.path, exc)
         release, link, fstab = None, None, None
-    return RootCandidate(device, subvol, release, fstab, is_default, os_release_link=link)
+    conf = md.read_conf(root) if fstab is not None else None  # only a root's is read
+    return RootCandidate(
+        device, subvol, release, fstab, is_default, os_release_link=link, mdadm_conf=conf
+    )
 
 
 def _names_itself(c: RootCandidate) -> bool:

@@ -55,8 +55,8 @@ def test_members_grouped_per_array_and_names_the_guest_may_use():
         "DEVICE partitions\n# ARRAY /dev/md9 UUID=" + UUID + "\n"
         "ARRAY /dev/md0 metadata=1.2\n   UUID=" + UUID.upper() + " name=h:guestmd\n"
     )
-    assert conf == {UUID: ["/dev/md0"]}
-    assert md.guest_names(array, conf) == ("/dev/md/guestmd", "/dev/md0")
+    assert conf == {UUID.replace(":", ""): ["/dev/md/0", "/dev/md0"]}
+    assert md.guest_names(array, conf) == ("/dev/md/guestmd", "/dev/md/0", "/dev/md0")
 
 
 def test_a_hostile_array_name_gives_no_device_name():
