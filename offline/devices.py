@@ -113,8 +113,19 @@ def stop_all_md(g) -> None:
     md.stop(arrays, appliance_shell(g))
 
 
+def _members_back(g, members: list[str]) -> None:
+    """udev takes a stopped array's members away and adds them back, and `udevadm settle`
+    right after the stop can return before it has (seen: mdadm --examine finding no
+    /dev/sda1). Wait, at most ~10 s, until every member is a block device again; if one
+    is not, examine says which."""
+    present = " && ".join(f"test -b {shlex.quote(m)}" for m in members)
+    g.debug("sh", [f"i=0; until {present}; do i=$((i+1)); [ $i -ge 100 ] && break; "
+                   "sleep 0.1; udevadm settle; done; echo done"])  # fmt: skip
+
+
 def _md_arrays(g, members: list[str], group: str) -> tuple[list[BlockDevice], md.Assembled]:
     stop_all_md(g)
+    _members_back(g, members)
     shell = appliance_shell(g)
     done = md.assemble(members, shell)
     out = [md.as_device(array, path, _blkid(g, path), group) for array, path in done.arrays]
