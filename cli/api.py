@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -364,15 +363,9 @@ class ApplyResult:
     diff: str | None  # a unified diff of every change when asked; secrets left out
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "guest": self.os.to_dict(),
-            "changed": bool(self.changes),
-            "dry_run": self.dry_run,
-            "already_applied": self.already_applied,
-            "changes": [{"action": c.action, "path": c.path} for c in self.changes],
-            "operations": dict(Counter(c.operation for c in self.changes)),
-            "warnings": self.warnings,
-        }
+        data: dict[str, Any] = engine.result_dict(
+            self.os.to_dict(), self.changes, self.dry_run, self.already_applied, self.warnings
+        )
         if self.diff is not None:
             data["diff"] = self.diff
         return data

@@ -37,16 +37,23 @@ class ApplyResult:
     diff: str = ""
 
     def to_dict(self) -> dict:
-        return {
-            "guest": self.guest.to_dict(),
-            "changed": bool(self.changes),
-            "dry_run": self.dry_run,
-            "already_applied": self.already_applied,
-            "changes": [{"action": c.action, "path": c.path} for c in self.changes],
-            # changes per operation (each change's own entry stays as the result record has it)
-            "operations": dict(Counter(c.operation for c in self.changes)),
-            "warnings": self.warnings,
-        }
+        return result_dict(self.guest.to_dict(), self.changes, self.dry_run,
+                           self.already_applied, self.warnings)  # fmt: skip
+
+
+def result_dict(guest: dict, changes, dry_run: bool, already: bool, warnings: list[str]) -> dict:
+    """An apply's result as `apply --json`, the initrd's result record and vmtailor.api
+    give it; `changes`: anything with action, path and operation."""
+    return {
+        "guest": guest,
+        "changed": bool(changes),
+        "dry_run": dry_run,
+        "already_applied": already,
+        "changes": [{"action": c.action, "path": c.path} for c in changes],
+        # changes per operation (each change's own entry stays as the result record has it)
+        "operations": dict(Counter(c.operation for c in changes)),
+        "warnings": warnings,
+    }
 
 
 def plan(

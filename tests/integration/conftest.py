@@ -72,6 +72,16 @@ def mountinfo():
 
 
 @pytest.fixture
+def sysroot(tmp_path, mountinfo):
+    """An empty folder to mount a guest under (the initrd's /sysroot); nothing may be left
+    mounted there when the test ends."""
+    path = tmp_path / "sysroot"
+    path.mkdir()
+    yield path
+    assert mountinfo(path) == [], "something was left mounted"
+
+
+@pytest.fixture
 def loops():
     """loops(image) -> the loop devices still attached to `image` (should be none)."""
     return loops_of

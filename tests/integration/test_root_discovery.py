@@ -10,8 +10,6 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import pytest
-
 from vmtailor.customizer.detect import detect
 from vmtailor.customizer.localroot import LocalRoot
 from vmtailor.customizer.storage.devices import BlockDevice
@@ -39,14 +37,6 @@ def write(top: Path, files: dict[str, str], links: dict[str, str] | None = None)
         (top / rel).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, top / rel)
     return top
-
-
-@pytest.fixture
-def sysroot(tmp_path, mountinfo):
-    path = tmp_path / "sysroot"
-    path.mkdir()
-    yield path
-    assert mountinfo(path) == [], "something was left mounted"
 
 
 def test_split_usr_with_a_symlinked_os_release(tmp_path, attach, sysroot, mountinfo):

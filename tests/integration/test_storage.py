@@ -47,14 +47,6 @@ def mount_root_field(sysroot, target):
     return None
 
 
-@pytest.fixture
-def sysroot(tmp_path, mountinfo):
-    path = tmp_path / "sysroot"
-    path.mkdir()
-    yield path
-    assert mountinfo(path) == [], "something was left mounted"
-
-
 def test_debian_by_uuid(guest_copy, attach, sysroot, mountinfo, loops):
     image = guest_copy("debian")
     with attach(image) as devices, Mounts() as mounts:
