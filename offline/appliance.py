@@ -82,11 +82,18 @@ class OpenGuest:
         return f"{image} partition {device.partition}" if device.partition else image
 
     def plan_dict(self) -> dict:
+        """The guest's fstab plan as `inspect --json` shows it. Every planned mount is
+        listed, as virt-inspector lists them; `mounted` is false for one this opening left
+        out (a read-only look cannot make a missing mount point; `warnings` says why)."""
         plan = self.found.plan
+        mounted = {m.target for m in self.mounted}
         return {
             "root": self.where(self.found.root.device)
             + (f" subvolume {self.found.root.subvol}" if self.found.root.subvol else ""),
-            "mounts": [{**m.to_dict(), "device": self.where(m.device)} for m in self.mounted],
+            "mounts": [
+                {**m.to_dict(), "device": self.where(m.device), "mounted": m.target in mounted}
+                for m in plan.mounts
+            ],
             "skipped": [s.__dict__ for s in plan.skipped],
             "warnings": self.warnings,
         }

@@ -30,8 +30,9 @@ def _mount_rows(storage: dict) -> list[tuple[str, str]]:
     rows = [("root", storage["root"])]
     for m in storage["mounts"]:
         opts = f" ({','.join(m['options'])})" if m["options"] else ""
+        left_out = "" if m.get("mounted", True) else " — not mounted (see the warnings)"
         rows.append(("mount", f"{m['target']:12} {m['device']} [{m['fstype']}{opts}] "
-                              f"from fstab line {m['line']}: {m['spec']}"))  # fmt: skip
+                              f"from fstab line {m['line']}: {m['spec']}{left_out}"))  # fmt: skip
     for s in storage["skipped"]:
         rows.append(("skip", f"{s['target']:12} {s['reason']} ({s['spec']})"))
     return rows

@@ -57,6 +57,10 @@ class Journal:
 
 @dataclass(frozen=True)
 class Filesystem:
+    """What vmtailor knows about one filesystem type, read by the initrd, storage/ and
+    offline/ alike. (The docstring also spares the initrd's dataclasses from importing
+    inspect to write one.)"""
+
     name: str  # blkid's TYPE, as fstab and mount -t spell it
     # the kernel module the initrd has for it (ext2 and ext3 are ext4's); None: the
     # initrd has none, the kernel loads one on demand if it can

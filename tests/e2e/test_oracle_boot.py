@@ -36,7 +36,9 @@ DEVICES = {
     },
 }
 # what the ISO must fetch from itself for each (the initrd holds ext4 alone)
-FROM_ISO = {"md-raid": {"mdadm", "lvm2"}, "split-usr": {"lvm2"}}
+# what the first mount of the ISO is announced for; the ISO is mounted once, so lvm2,
+# needed after mdadm on md-raid, comes through the same mount without a second line
+FROM_ISO = {"md-raid": {"mdadm"}, "split-usr": {"lvm2"}}
 
 
 def read_back(image: Path, layout: str, paths: list[str]) -> tuple[dict, dict, list]:
@@ -60,7 +62,7 @@ def read_back(image: Path, layout: str, paths: list[str]) -> tuple[dict, dict, l
             g.umount_all()
         for target in sorted(mounts, key=len):
             g.mount_ro(mounts[target], target)
-        texts = {p: g.cat(p) if g.is_file(p) else None for p in paths}
+        texts = {p: g.cat(p) if g.is_file(p, followsymlinks=True) else None for p in paths}
         members = [g.md_stat(md) for md in g.list_md_devices()]
         return texts, held, members
     finally:

@@ -169,7 +169,9 @@ def test_an_existing_serial_log_is_used_not_replaced():
 
 
 def test_a_missing_sdk_is_one_line_with_the_install_command(monkeypatch):
-    info = hypervisors.DriverInfo("libvirt", "x", "vmtailor_no_such_sdk", "apt-get install it")
+    info = hypervisors.DriverInfo(
+        "libvirt", "x", "vmtailor_no_such_sdk", "apt-get install it", None
+    )
     monkeypatch.setitem(hypervisors.DRIVERS, "libvirt", info)
     with pytest.raises(hypervisors.SDKMissing) as exc:
         hypervisors.load("libvirt")
