@@ -28,6 +28,9 @@ step "Undo it all" vmtailor revert --root "$demo/guest"
 
 # -- (2) a real clone booted once from the customization ISO ---------------------------
 export LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg
+# deploy's record of which VMs are done lives with the demo's files: the clone is made
+# afresh each run, and a record from the last run would skip it as "already customized"
+export VMTAILOR_STATE_DIR="$demo/state"
 step "Build the customization ISO (cached: seconds the second time)" \
     vmtailor build --out "$demo/customize.iso"
 step "Make a small Debian guest disk (debootstrap; cached after the first time)" \
